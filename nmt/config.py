@@ -1,0 +1,352 @@
+"""One typed configuration tree: YAML in, frozen dataclasses out, unknown keys rejected.
+
+Defaults live only here. `load_config` resolves data paths against the YAML file's folder, applies
+dotted command-line overrides (`model.hidden_size=512`) and validates every value, naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from nmt.atomic import atomic_write_text
+from nmt.errors import NmtError
+
+
+class ConfigError(NmtError):
+    """A configuration key or value is wrong; the message names the key."""
+
+
+def _path_field(default: str = "") -> Any:
+    return field(default=default, metadata={"path": True})
+
+
+def _require(condition: bool, key: str, value: Any, expectation: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key} must be {expectation}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """SentencePiece settings (Kudo and Richardson, 2018)."""
+
+    model_type: Literal["unigram", "bpe"] = "unigram"
+    vocab_size: int = 8000
+    joint: bool = True  # one model for source and target, trained on both sides
+    character_coverage: float = 1.0
+    byte_fallback: bool = False  # unknown characters become byte pieces instead of <unk>
+    max_training_sentences: int = 2_000_000  # sampled per side when the corpus is larger
+
+    def __post_init__(self) -> None:
+        _require(self.vocab_size >= 8, "tokenizer.vocab_size", self.vocab_size, "at least 8")
+        _require(
+            0.9 <= self.character_coverage <= 1.0,
+            "tokenizer.character_coverage",
+            self.character_coverage,
+            "between 0.9 and 1.0",
+        )
+        _require(
+            self.max_training_sentences > 0,
+            "tokenizer.max_training_sentences",
+            self.max_training_sentences,
+            "positive",
+        )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Parallel text files (plain or .gz, one sentence per line) and how they are batched."""
+
+    train_source: str = _path_field()
+    train_target: str = _path_field()
+    valid_source: str = _path_field()
+    valid_target: str = _path_field()
+    max_source_length: int = 100  # pieces; longer training pairs are skipped
+    max_target_length: int = 100
+    batch_size: int = 64  # sentences per batch; 0 means batch by `batch_tokens`
+    batch_tokens: int = 0  # target+source tokens per batch when batch_size is 0
+    bucket_width: int = 8  # length buckets of this many tokens keep padding low
+    shuffle_buffer: int = 30_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_source_length", "max_target_length", "bucket_width", "shuffle_buffer"):
+            _require(getattr(self, name) > 0, f"data.{name}", getattr(self, name), "positive")
+        _require(self.batch_size >= 0, "data.batch_size", self.batch_size, ">= 0")
+        _require(
+            self.batch_size > 0 or self.batch_tokens > 0,
+            "data.batch_tokens",
+            self.batch_tokens,
+            "positive when data.batch_size is 0",
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """GNMT-style encoder-decoder (Wu et al., 2016) with Luong et al. (2015) attention."""
+
+    embedding_size: int = 256
+    hidden_size: int = 256
+    encoder_layers: int = 2  # the bottom one is bidirectional
+    decoder_layers: int = 2
+    residual_start: int = 2  # 0-based index of the first layer with x + LSTM(x), as in GNMT
+    attention: Literal["general", "dot", "bahdanau"] = "general"
+    input_feeding: bool = True  # feed the previous attentional vector to the bottom decoder layer
+    dropout: float = 0.3  # on embeddings, between layers and before the output projection
+    tie_output_embedding: bool = False  # output projection = target embedding transposed
+
+    def __post_init__(self) -> None:
+        for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
+            _require(getattr(self, name) > 0, f"model.{name}", getattr(self, name), "positive")
+        _require(
+            self.hidden_size % 2 == 0,
+            "model.hidden_size",
+            self.hidden_size,
+            "even (the bidirectional bottom layer splits it in two directions)",
+        )
+        _require(self.residual_start >= 1, "model.residual_start", self.residual_start, ">= 1")
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "in [0, 1)")
+        _require(
+            not self.tie_output_embedding or self.embedding_size == self.hidden_size,
+            "model.tie_output_embedding",
+            self.tie_output_embedding,
+            "false unless model.embedding_size equals model.hidden_size",
+        )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Optimisation, stopping, validation and checkpointing."""
+
+    seed: int = 1234
+    learning_rate: float = 1e-3  # Adam (Kingma and Ba, 2015)
+    warmup_steps: int = 0  # linear warmup from 0
+    decay: Literal["none", "inverse_sqrt", "exponential"] = "none"
+    decay_start: int = 0  # step where exponential decay begins
+    decay_steps: int = 1000  # exponential: multiply by decay_rate every decay_steps
+    decay_rate: float = 0.5
+    clip_norm: float = 5.0  # gradient clipping by global norm
+    label_smoothing: float = 0.1
+    max_steps: int = 0  # stop after this many steps (0: no limit)
+    max_epochs: int = 10  # stop after this many passes over the data (0: no limit)
+    max_minutes: float = 0.0  # stop after this much wall-clock training time (0: no limit)
+    log_every: int = 50  # steps between progress lines
+    validate_every: int = 500  # steps between validations (loss and BLEU)
+    checkpoint_every: int = 500  # steps between checkpoints
+    keep_checkpoints: int = 3  # last N checkpoints kept, besides the best one
+    early_stopping_patience: int = 0  # stop after N validations without a better BLEU (0: off)
+    valid_beam_size: int = 1  # 1 = greedy, fast enough to run often
+    valid_max_sentences: int = 0  # decode only the first N validation sentences (0: all)
+    jit_compile: bool = False  # XLA-compile the training step
+
+    def __post_init__(self) -> None:
+        _require(self.learning_rate > 0, "training.learning_rate", self.learning_rate, "positive")
+        _require(
+            0.0 <= self.label_smoothing < 1.0,
+            "training.label_smoothing",
+            self.label_smoothing,
+            "in [0, 1)",
+        )
+        _require(
+            self.max_steps > 0 or self.max_epochs > 0 or self.max_minutes > 0,
+            "training.max_steps",
+            self.max_steps,
+            "positive unless training.max_epochs or training.max_minutes is set",
+        )
+        for name in ("log_every", "validate_every", "checkpoint_every", "keep_checkpoints",
+                     "valid_beam_size", "decay_steps"):
+            _require(getattr(self, name) > 0, f"training.{name}", getattr(self, name), "positive")
+        for name in ("warmup_steps", "max_steps", "max_epochs", "early_stopping_patience",
+                     "valid_max_sentences", "decay_start"):
+            _require(getattr(self, name) >= 0, f"training.{name}", getattr(self, name), ">= 0")
+        _require(self.clip_norm > 0, "training.clip_norm", self.clip_norm, "positive")
+        _require(0 < self.decay_rate <= 1, "training.decay_rate", self.decay_rate, "in (0, 1]")
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """Beam search defaults (Wu et al., 2016, section 7: length and coverage penalties)."""
+
+    beam_size: int = 5  # 1 = greedy search
+    length_penalty: float = 0.6  # alpha in lp(Y) = ((5 + |Y|) / 6) ** alpha
+    coverage_penalty: float = 0.0  # beta
+    max_length_ratio: float = 2.0  # output at most ratio * source length + offset tokens
+    max_length_offset: int = 10
+    batch_size: int = 32  # sentences per decoding batch
+    n_best: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.beam_size >= 1, "decoding.beam_size", self.beam_size, ">= 1")
+        _require(
+            1 <= self.n_best <= self.beam_size,
+            "decoding.n_best",
+            self.n_best,
+            f"between 1 and decoding.beam_size ({self.beam_size})",
+        )
+        _require(self.length_penalty >= 0, "decoding.length_penalty", self.length_penalty, ">= 0")
+        _require(
+            self.coverage_penalty >= 0, "decoding.coverage_penalty", self.coverage_penalty, ">= 0"
+        )
+        _require(self.max_length_ratio > 0, "decoding.max_length_ratio", self.max_length_ratio,
+                 "positive")
+        _require(self.batch_size > 0, "decoding.batch_size", self.batch_size, "positive")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment: everything needed to rebuild the model and its data."""
+
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    decoding: DecodingConfig = DecodingConfig()
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        _require(value in choices, key, value, "one of " + ", ".join(map(repr, choices)))
+        return value
+    if annotation is bool:
+        _require(isinstance(value, bool), key, value, "true or false")
+    elif annotation is int:
+        _require(isinstance(value, int) and not isinstance(value, bool), key, value, "an integer")
+    elif annotation is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        _require(ok, key, value, "a number")
+        return float(value)
+    elif annotation is str:
+        _require(isinstance(value, str), key, value, "a string")
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str, base_dir: Path | None) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'the config'} must be a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown config key {where}{unknown[0]} (known keys: {', '.join(sorted(known))})"
+        )
+    values = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            values[name] = _build(annotation, value, key, base_dir)
+            continue
+        value = _check_type(value, annotation, key)
+        if known[name].metadata.get("path") and value and base_dir is not None:
+            value = str((base_dir / Path(value).expanduser()).resolve())
+        values[name] = value
+    return cls(**values)
+
+
+def config_from_dict(data: dict, base_dir: Path | None = None) -> Config:
+    """Builds a validated `Config`.
+
+    Args:
+        data: nested mapping as read from YAML.
+        base_dir: folder that relative data paths are resolved against (None: keep them as given).
+
+    Raises:
+        ConfigError: for an unknown key or a bad value, naming the dotted key.
+    """
+    return _build(Config, data, "", base_dir)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Applies `section.key=value` overrides (values parsed as YAML) to a nested mapping."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in (data or {}).items()}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        section, name = parts
+        if section not in {f.name for f in dataclasses.fields(Config)}:
+            raise ConfigError(f"unknown config section {section!r} in override {item!r}")
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"{section} must be a mapping of keys")
+        data[section][name] = yaml.safe_load(raw) if raw.strip() else ""
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Reads a YAML config, applies overrides, resolves data paths against the file's folder.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, a key is unknown or a value is bad.
+    """
+    data: dict = {}
+    base_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        base_dir = path.resolve().parent
+    data = apply_overrides(data, overrides or [])
+    try:
+        return config_from_dict(data, base_dir)
+    except ConfigError as error:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{error}") from None
+
+
+def config_to_dict(config: Config) -> dict:
+    """The config as a plain nested dict (what `save_config` writes)."""
+    return dataclasses.asdict(config)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Writes the resolved config as YAML, atomically."""
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def read_saved_config(path: str | Path) -> Config:
+    """Reads a config written by `save_config` (paths are already absolute)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist: is this a run directory made by `nmt train`?")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    try:
+        return config_from_dict(data, None)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+MODEL_SHAPE_SECTIONS = ("tokenizer", "model")
+
+
+def shape_differences(old: Config, new: Config) -> list[str]:
+    """Dotted keys whose change would make a saved checkpoint unusable (resume refuses them)."""
+    diffs = []
+    for section in MODEL_SHAPE_SECTIONS:
+        a, b = getattr(old, section), getattr(new, section)
+        for f in dataclasses.fields(a):
+            if f.name == "dropout":
+                continue
+            if getattr(a, f.name) != getattr(b, f.name):
+                diffs.append(f"{section}.{f.name}: {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}")
+    return diffs
+
+

@@ -1,0 +1,1 @@
+"""Text files, SentencePiece tokenizer and tf.data pipelines."""

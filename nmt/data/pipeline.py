@@ -1,0 +1,137 @@
+"""tf.data input pipelines, built as small `dataset -> dataset` transformations.
+
+Text is read and tokenized in a streaming generator, so memory does not grow with corpus size
+(only the shuffle buffer is held). Batches are right-padded with PAD_ID and grouped by length
+so that little compute goes to padding.
+
+Shapes: B batch, T_s source time, T_t target time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from nmt.constants import BOS_ID, EOS_ID, PAD_ID
+from nmt.data.text import read_parallel
+from nmt.data.tokenizer import Tokenizer
+
+Transformation = Callable[[tf.data.Dataset], tf.data.Dataset]
+_ENCODE_CHUNK = 2048
+
+
+def _encoded_pairs(
+    source: Path, target: Path, tokenizer: Tokenizer
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    pairs = read_parallel(source, target)
+    while True:
+        chunk = [pair for _, pair in zip(range(_ENCODE_CHUNK), pairs)]
+        if not chunk:
+            return
+        sources = tokenizer.encode_source([s for s, _ in chunk])
+        targets = tokenizer.encode_target([t for _, t in chunk])
+        for src, tgt in zip(sources, targets):
+            if src and tgt:  # a pair with an empty side teaches nothing; skipped
+                yield np.asarray(src, np.int32), np.asarray(tgt, np.int32)
+
+
+def parallel_dataset(source: str | Path, target: str | Path, tokenizer: Tokenizer) -> tf.data.Dataset:
+    """Streams (source ids [T_s], target ids [T_t]) pairs from two aligned text files."""
+    source, target = Path(source), Path(target)
+    return tf.data.Dataset.from_generator(
+        lambda: _encoded_pairs(source, target, tokenizer),
+        output_signature=(
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+        ),
+    )
+
+
+def filter_by_length(max_source_length: int, max_target_length: int) -> Transformation:
+    """Drops pairs longer than the limits (in pieces, before BOS/EOS are added)."""
+
+    def keep(source: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+        return tf.logical_and(
+            tf.size(source) <= max_source_length, tf.size(target) <= max_target_length
+        )
+
+    return lambda dataset: dataset.filter(keep)
+
+
+def add_decoder_inputs() -> Transformation:
+    """Maps (source, target) to the model's features: target_in = BOS y, target_out = y EOS."""
+
+    def features(source: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {
+            "source": source,
+            "target_in": tf.concat([[BOS_ID], target], axis=0),
+            "target_out": tf.concat([target, [EOS_ID]], axis=0),
+        }
+
+    return lambda dataset: dataset.map(features, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def bucket_boundaries(max_length: int, bucket_width: int) -> list[int]:
+    """Exclusive upper lengths of the buckets: width+1, 2*width+1, ... past max_length."""
+    return list(range(bucket_width + 1, max_length + bucket_width + 1, bucket_width))
+
+
+def batch_by_length(
+    max_length: int, bucket_width: int, batch_size: int = 0, batch_tokens: int = 0
+) -> Transformation:
+    """Groups examples of similar length into right-padded batches.
+
+    Args:
+        max_length: longest sequence (features include BOS/EOS) the data can hold.
+        bucket_width: length range of one bucket.
+        batch_size: sentences per batch; when 0, `batch_tokens` decides.
+        batch_tokens: padded tokens per batch (sentences x longest side).
+    """
+    boundaries = bucket_boundaries(max_length, bucket_width)
+    if batch_size > 0:
+        sizes = [batch_size] * (len(boundaries) + 1)
+    else:
+        uppers = [b - 1 for b in boundaries] + [max_length + bucket_width]
+        sizes = [max(1, batch_tokens // upper) for upper in uppers]
+
+    def length(features: dict[str, tf.Tensor]) -> tf.Tensor:
+        return tf.maximum(tf.size(features["source"]), tf.size(features["target_in"]))
+
+    return lambda dataset: dataset.bucket_by_sequence_length(
+        length,
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=sizes,
+        padding_values={"source": PAD_ID, "target_in": PAD_ID, "target_out": PAD_ID},
+    )
+
+
+def training_dataset(
+    source: str | Path,
+    target: str | Path,
+    tokenizer: Tokenizer,
+    *,
+    max_source_length: int,
+    max_target_length: int,
+    batch_size: int,
+    batch_tokens: int,
+    bucket_width: int,
+    shuffle_buffer: int,
+    seed: int,
+    shuffle: bool = True,
+) -> tf.data.Dataset:
+    """One epoch of shuffled, length-bucketed, padded training batches.
+
+    Each batch is a dict: source [B, T_s], target_in [B, T_t], target_out [B, T_t], int32.
+    The order depends only on `seed`, so a resumed run can skip to the same batch.
+    """
+    dataset = parallel_dataset(source, target, tokenizer)
+    dataset = dataset.apply(filter_by_length(max_source_length, max_target_length))
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    dataset = dataset.apply(add_decoder_inputs())
+    max_length = max(max_source_length, max_target_length + 1)
+    dataset = dataset.apply(batch_by_length(max_length, bucket_width, batch_size, batch_tokens))
+    return dataset.prefetch(tf.data.AUTOTUNE)

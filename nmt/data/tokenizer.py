@@ -1,0 +1,167 @@
+"""SentencePiece subword tokenizer (Kudo and Richardson, 2018) with the fixed ids of `constants`.
+
+One joint model for both languages by default (`spm.model`), or `source.model` and `target.model`.
+The model files are written atomically into the run directory's `tokenizer/` folder.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from nmt.atomic import atomic_write_bytes
+from nmt.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from nmt.data.text import read_lines
+from nmt.errors import NmtError
+
+JOINT_MODEL = "spm.model"
+SOURCE_MODEL = "source.model"
+TARGET_MODEL = "target.model"
+
+
+class Tokenizer:
+    """Turns text into piece ids and back, for the source and the target side."""
+
+    def __init__(self, source: spm.SentencePieceProcessor, target: spm.SentencePieceProcessor):
+        self._source = source
+        self._target = target
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Tokenizer:
+        """Loads the tokenizer written by `train_tokenizer` into `directory`.
+
+        Raises:
+            NmtError: no model file there, or a file that SentencePiece cannot read.
+        """
+        directory = Path(directory)
+        if (directory / JOINT_MODEL).is_file():
+            joint = _load_model(directory / JOINT_MODEL)
+            return cls(joint, joint)
+        if (directory / SOURCE_MODEL).is_file() and (directory / TARGET_MODEL).is_file():
+            return cls(_load_model(directory / SOURCE_MODEL), _load_model(directory / TARGET_MODEL))
+        raise NmtError(f"{directory}: no tokenizer model ({JOINT_MODEL} or {SOURCE_MODEL} + "
+                       f"{TARGET_MODEL}); train one with `nmt train`")
+
+    @property
+    def source_vocab_size(self) -> int:
+        return self._source.get_piece_size()
+
+    @property
+    def target_vocab_size(self) -> int:
+        return self._target.get_piece_size()
+
+    def encode_source(self, texts: Sequence[str]) -> list[list[int]]:
+        """Source piece ids, without BOS/EOS."""
+        return self._source.encode(list(texts))
+
+    def encode_target(self, texts: Sequence[str]) -> list[list[int]]:
+        """Target piece ids, without BOS/EOS (the pipeline adds them)."""
+        return self._target.encode(list(texts))
+
+    def decode_target(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Detokenized text for each id sequence (special ids are dropped)."""
+        return self._target.decode([[int(i) for i in seq] for seq in ids])
+
+    def target_pieces(self, ids: Sequence[int]) -> list[str]:
+        """The pieces of one id sequence, for debugging and n-best output."""
+        return [self._target.id_to_piece(int(i)) for i in ids]
+
+
+def _load_model(path: Path) -> spm.SentencePieceProcessor:
+    processor = spm.SentencePieceProcessor()
+    try:
+        processor.load(str(path))
+    except (OSError, RuntimeError) as error:
+        raise NmtError(f"{path}: not a readable SentencePiece model ({error})") from None
+    if processor.pad_id() != PAD_ID or processor.eos_id() != EOS_ID:
+        raise NmtError(f"{path}: SentencePiece model with other special ids than nmt's "
+                       f"(pad={PAD_ID}, unk={UNK_ID}, bos={BOS_ID}, eos={EOS_ID})")
+    return processor
+
+
+def _non_empty(lines: Iterable[str]) -> Iterator[str]:
+    return (line for line in lines if line.strip())
+
+
+def _train_model(
+    sentences: Iterator[str],
+    vocab_size: int,
+    model_type: str,
+    character_coverage: float,
+    byte_fallback: bool,
+    max_sentences: int,
+) -> bytes:
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=sentences,
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            byte_fallback=byte_fallback,
+            pad_id=PAD_ID,
+            unk_id=UNK_ID,
+            bos_id=BOS_ID,
+            eos_id=EOS_ID,
+            hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
+            input_sentence_size=max_sentences,
+            shuffle_input_sentence=True,
+            num_threads=2,
+            minloglevel=2,
+        )
+    except RuntimeError as error:
+        raise NmtError(f"SentencePiece training failed: {error}") from None
+    return model.getvalue()
+
+
+def train_tokenizer(
+    source_files: Sequence[str | Path],
+    target_files: Sequence[str | Path],
+    directory: str | Path,
+    vocab_size: int = 8000,
+    model_type: str = "unigram",
+    joint: bool = True,
+    character_coverage: float = 1.0,
+    byte_fallback: bool = False,
+    max_training_sentences: int = 2_000_000,
+) -> Tokenizer:
+    """Trains SentencePiece on the training files and saves it in `directory`.
+
+    Args:
+        source_files: source-side text files (plain or .gz).
+        target_files: target-side text files.
+        directory: where the model files are written (atomically).
+        vocab_size: pieces per model (an upper bound when the corpus is small).
+        model_type: "unigram" or "bpe".
+        joint: one model trained on both sides, or one model per side.
+        character_coverage: share of characters covered by single-character pieces.
+        byte_fallback: encode characters outside the vocabulary as UTF-8 byte pieces.
+        max_training_sentences: sentences sampled per model.
+
+    Returns:
+        The loaded tokenizer.
+    """
+    directory = Path(directory)
+
+    def lines(files: Sequence[str | Path]) -> Iterator[str]:
+        return _non_empty(itertools.chain.from_iterable(read_lines(f) for f in files))
+
+    options = dict(
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=character_coverage,
+        byte_fallback=byte_fallback,
+        max_sentences=max_training_sentences,
+    )
+    if joint:
+        data = _train_model(itertools.chain(lines(source_files), lines(target_files)), **options)
+        atomic_write_bytes(directory / JOINT_MODEL, data)
+    else:
+        atomic_write_bytes(directory / SOURCE_MODEL, _train_model(lines(source_files), **options))
+        atomic_write_bytes(directory / TARGET_MODEL, _train_model(lines(target_files), **options))
+    return Tokenizer.load(directory)

@@ -1,0 +1,227 @@
+"""Greedy and batched beam search over any step function; they know nothing of the model.
+
+A step function maps (tokens [N], state) to (log_probs [N, V], state, attention [N, T_s] or
+None), where N = B for greedy and N = B * K for beam search, and `state` is any nest of tensors
+whose leading dimension is N. Both searches are `tf.while_loop`s, so they can run inside one
+`tf.function` (the Translator compiles them).
+
+Beam hypotheses are ranked by the GNMT score (Wu et al., 2016, eq. 14):
+    s(Y, X) = log P(Y|X) / lp(Y) + cp(X; Y),
+    lp(Y) = ((5 + |Y|) / 6) ** alpha,
+    cp(X; Y) = beta * sum_i log(min(sum_j p_ij, 1)),
+where |Y| counts the end-of-sentence token and p_ij is the attention of target j on source i.
+
+Shapes: B batch, K beam, V vocabulary, T output time, T_s source time, N n-best.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import tensorflow as tf
+
+from nmt.constants import EOS_ID, PAD_ID
+
+StepFn = Callable[[tf.Tensor, Any], tuple[tf.Tensor, Any, Any]]
+_NEG_INF = -1e9  # finite, so that -inf - -inf never makes a NaN
+
+
+class SearchResult(NamedTuple):
+    """Hypotheses, best first. Tokens exclude EOS and are PAD after the end."""
+
+    tokens: tf.Tensor  # [B, N, T] int32
+    lengths: tf.Tensor  # [B, N] int32, without EOS
+    scores: tf.Tensor  # [B, N] float32 (search score: log-prob for greedy, GNMT score for beam)
+
+
+def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
+    """GNMT length penalty lp(Y) = ((5 + |Y|) / 6) ** alpha (Wu et al., 2016)."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def coverage_penalty(coverage: tf.Tensor, mask: tf.Tensor, beta: float) -> tf.Tensor:
+    """GNMT coverage penalty beta * sum_i log(min(coverage_i, 1)) over real source positions.
+
+    Args:
+        coverage: [..., T_s] attention summed over the target steps so far.
+        mask: [..., T_s] bool, True at real source tokens (padding is ignored).
+    """
+    logs = tf.math.log(tf.clip_by_value(coverage, 1e-10, 1.0))
+    return beta * tf.reduce_sum(tf.where(mask, logs, 0.0), axis=-1)
+
+
+def tile_beam(nest: Any, beam_size: int) -> Any:
+    """Repeats every tensor of a nest K times along axis 0: [B, ...] -> [B * K, ...]."""
+    return tf.nest.map_structure(lambda t: tf.repeat(t, beam_size, axis=0), nest)
+
+
+def _batch_free_shape(x) -> tf.TensorShape:
+    """x's shape with an unknown leading (batch) dimension, for while-loop invariants."""
+    shape = tf.convert_to_tensor(x).shape
+    return shape if shape.rank == 0 else tf.TensorShape([None]).concatenate(shape[1:])
+
+
+def _finalize(history: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """history [..., T] with EOS -> tokens with PAD from EOS on, lengths without EOS."""
+    is_eos = tf.equal(history, EOS_ID)
+    after_end = tf.cumsum(tf.cast(is_eos, tf.int32), axis=-1) > 0
+    tokens = tf.where(after_end, PAD_ID, history)
+    lengths = tf.reduce_sum(tf.cast(tf.logical_not(after_end), tf.int32), axis=-1)
+    return tokens, lengths
+
+
+def _eos_only(log_probs: tf.Tensor, eos_cost: tf.Tensor) -> tf.Tensor:
+    """A row where only EOS is allowed, at `eos_cost` [...]: [..., V]."""
+    vocab = tf.shape(log_probs)[-1]
+    one_hot = tf.one_hot(EOS_ID, vocab, on_value=True, off_value=False)
+    return tf.where(one_hot, eos_cost[..., None], _NEG_INF)
+
+
+def greedy_search(
+    step_fn: StepFn, initial_state: Any, start_tokens: tf.Tensor, max_lengths: tf.Tensor
+) -> SearchResult:
+    """Picks the most probable token at every step.
+
+    Args:
+        step_fn: see the module docstring, with N = B.
+        initial_state: nest of [B, ...] tensors.
+        start_tokens: [B] first input tokens (BOS).
+        max_lengths: [B] int32, most output tokens per sentence including EOS.
+
+    Returns:
+        SearchResult with N = 1.
+    """
+    batch = tf.shape(start_tokens)[0]
+    max_steps = tf.reduce_max(max_lengths)
+
+    def body(t, tokens, state, finished, score, history):
+        log_probs, state, _ = step_fn(tokens, state)
+        force_eos = tf.logical_and(t >= max_lengths - 1, tf.logical_not(finished))
+        log_probs = tf.where(force_eos[:, None], _eos_only(log_probs, log_probs[:, EOS_ID]),
+                             log_probs)
+        next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        next_tokens = tf.where(finished, EOS_ID, next_tokens)
+        gained = tf.gather(log_probs, next_tokens, batch_dims=1)
+        score += tf.where(finished, 0.0, gained)
+        history = history.write(t, next_tokens)
+        finished = tf.logical_or(finished, tf.equal(next_tokens, EOS_ID))
+        return t + 1, next_tokens, state, finished, score, history
+
+    def not_done(t, tokens, state, finished, score, history):
+        return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(finished)))
+
+    _, _, _, _, score, history = tf.while_loop(
+        not_done,
+        body,
+        (
+            tf.constant(0),
+            start_tokens,
+            initial_state,
+            tf.zeros([batch], tf.bool),
+            tf.zeros([batch], tf.float32),
+            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+        ),
+    )
+    tokens, lengths = _finalize(tf.transpose(history.stack(), (1, 0)))
+    return SearchResult(tokens[:, None, :], lengths[:, None], score[:, None])
+
+
+def beam_search(
+    step_fn: StepFn,
+    initial_state: Any,
+    start_tokens: tf.Tensor,
+    max_lengths: tf.Tensor,
+    beam_size: int,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    source_mask: tf.Tensor | None = None,
+    n_best: int = 1,
+) -> SearchResult:
+    """Batched beam search with the GNMT length and coverage penalties.
+
+    Finished hypotheses keep their beam slot and compete with live ones at every step; the
+    search stops when all K beams of every sentence have ended (or at the length limit).
+
+    Args:
+        step_fn: see the module docstring, with N = B * K; anything it closes over (the source
+            memory) must already be tiled with `tile_beam`.
+        initial_state: nest of [B, ...] tensors (tiled here).
+        start_tokens: [B] first input tokens (BOS).
+        max_lengths: [B] int32, most output tokens per sentence including EOS.
+        beam_size: K.
+        alpha: length penalty weight (0: plain log-probability).
+        beta: coverage penalty weight (0: off); needs `source_mask` and step attention.
+        source_mask: [B, T_s] bool, True at real source tokens.
+        n_best: how many hypotheses to return per sentence (<= K).
+
+    Returns:
+        SearchResult with N = n_best, best first.
+    """
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"`n_best` must be in [1, beam_size={beam_size}], got {n_best}")
+    if beta > 0 and source_mask is None:
+        raise ValueError("a coverage penalty (`beta` > 0) needs `source_mask`")
+    k = beam_size
+    batch = tf.shape(start_tokens)[0]
+    max_steps = tf.reduce_max(max_lengths)
+    state = tile_beam(initial_state, k)
+    # Only beam 0 is alive at the start, so the first step does not pick K copies of one token.
+    cum_log_probs = tf.tile(tf.concat([[0.0], tf.fill([k - 1], _NEG_INF)], 0)[None], [batch, 1])
+    use_coverage = beta > 0
+    coverage_shape = tf.shape(source_mask) if use_coverage else [batch, 1]
+    coverage = tf.zeros(tf.concat([[batch, k], coverage_shape[1:]], 0))
+    mask = source_mask[:, None, :] if use_coverage else None
+    limits = max_lengths[:, None]  # [B, 1]
+    batch_offsets = (tf.range(batch) * k)[:, None]  # [B, 1] start of each sentence's beams
+
+    def body(t, tokens, state, cum_log_probs, lengths, finished, coverage, scores, history):
+        log_probs, state, attention = step_fn(tokens, state)
+        vocab = tf.shape(log_probs)[-1]
+        log_probs = tf.reshape(log_probs, [batch, k, vocab])
+        force_eos = tf.logical_and(t >= limits - 1, tf.logical_not(finished))
+        log_probs = tf.where(force_eos[..., None],
+                             _eos_only(log_probs, log_probs[..., EOS_ID]), log_probs)
+        # An ended hypothesis can only "emit" EOS again, at no cost: its score stays put.
+        log_probs = tf.where(finished[..., None],
+                             _eos_only(log_probs, tf.zeros_like(cum_log_probs)), log_probs)
+        candidates = cum_log_probs[..., None] + log_probs  # [B, K, V]
+        new_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)
+        ranking = candidates / length_penalty(new_lengths, alpha)[..., None]
+        if use_coverage:
+            attention = tf.reshape(attention, tf.shape(coverage))
+            coverage = coverage + tf.where(finished[..., None], 0.0, attention)
+            ranking += coverage_penalty(coverage, mask, beta)[..., None]
+        scores, flat = tf.math.top_k(tf.reshape(ranking, [batch, -1]), k=k)  # [B, K]
+        beams, next_tokens = flat // vocab, flat % vocab
+        cum_log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), flat, batch_dims=1)
+        lengths = tf.gather(new_lengths, beams, batch_dims=1)
+        finished = tf.logical_or(tf.gather(finished, beams, batch_dims=1),
+                                 tf.equal(next_tokens, EOS_ID))
+        coverage = tf.gather(coverage, beams, batch_dims=1)
+        history = tf.gather(history, beams, batch_dims=1)  # [B, K, T]
+        history = tf.concat([history, next_tokens[..., None]], axis=-1)
+        rows = tf.reshape(batch_offsets + beams, [-1])  # [B * K] rows to keep
+        state = tf.nest.map_structure(lambda s: tf.gather(s, rows), state)
+        return (t + 1, tf.reshape(next_tokens, [-1]), state, cum_log_probs, lengths, finished,
+                coverage, scores, history)
+
+    def not_done(t, tokens, state, cum_log_probs, lengths, finished, *_):
+        return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(finished)))
+
+    initial = (
+        tf.constant(0),
+        tile_beam(start_tokens, k),
+        state,
+        cum_log_probs,
+        tf.zeros([batch, k], tf.int32),
+        tf.zeros([batch, k], tf.bool),
+        coverage,
+        tf.zeros([batch, k]),
+        tf.zeros([batch, k, 0], tf.int32),
+    )
+    invariants = tf.nest.map_structure(_batch_free_shape, initial)
+    invariants = (*invariants[:-1], tf.TensorShape([None, k, None]))  # history grows in time
+    *_, scores, history = tf.while_loop(not_done, body, initial, shape_invariants=invariants)
+    tokens, lengths = _finalize(history[:, :n_best])
+    return SearchResult(tokens, lengths, scores[:, :n_best])

@@ -1,0 +1,171 @@
+"""Translate text with a trained model: tokenize, batch by length, search, detokenize.
+
+`Translator.translate` returns exactly one output per input, in input order. Empty or
+whitespace-only inputs give empty outputs without touching the model; inputs longer than the
+model's source limit are truncated with a warning (never dropped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import tensorflow as tf
+
+from nmt.config import DecodingConfig, read_saved_config
+from nmt.constants import BOS_ID, PAD_ID
+from nmt.data.tokenizer import Tokenizer
+from nmt.decoding.search import SearchResult, beam_search, greedy_search, tile_beam
+from nmt.errors import NmtError
+from nmt.model.seq2seq import Seq2Seq, build_model
+from nmt.training.checkpoint import restore_weights
+
+
+class Hypothesis(NamedTuple):
+    text: str
+    score: float
+
+
+class Translator:
+    """A model, its tokenizer and decoding settings.
+
+    Args:
+        model: a built `Seq2Seq`.
+        tokenizer: the tokenizer the model was trained with.
+        decoding: default search settings (each call may override them).
+        max_source_length: longer inputs are truncated to this many pieces.
+    """
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        tokenizer: Tokenizer,
+        decoding: DecodingConfig | None = None,
+        max_source_length: int = 250,
+    ):
+        if tokenizer.target_vocab_size != model.target_vocab_size:
+            raise NmtError(
+                f"the tokenizer's target vocabulary ({tokenizer.target_vocab_size} pieces) does "
+                f"not match the model's ({model.target_vocab_size}); use the run's own tokenizer"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.decoding = decoding or DecodingConfig()
+        self.max_source_length = max_source_length
+        self._search_functions: dict = {}
+        self.truncated = 0  # inputs cut to max_source_length so far
+
+    @classmethod
+    def load(cls, run_dir: str | Path, checkpoint: str | None = None) -> Translator:
+        """Loads the best checkpoint of a run directory (or the latest, or a given one).
+
+        Raises:
+            NmtError: not a run directory, no checkpoint, or a tokenizer/model mismatch.
+        """
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise NmtError(f"{run_dir}: no such run directory")
+        config = read_saved_config(run_dir / "config.yaml")
+        tokenizer = Tokenizer.load(run_dir / "tokenizer")
+        model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
+        restore_weights(model, run_dir, checkpoint)
+        return cls(model, tokenizer, config.decoding, max_source_length=config.data.max_source_length)
+
+    def _search_function(self, settings: DecodingConfig):
+        key = dataclasses.astuple(settings)
+        if key not in self._search_functions:
+            self._search_functions[key] = tf.function(
+                lambda source: self._search(source, settings),
+                input_signature=[tf.TensorSpec([None, None], tf.int32)],
+            )
+        return self._search_functions[key]
+
+    def _search(self, source: tf.Tensor, settings: DecodingConfig) -> SearchResult:
+        """source [B, T_s] -> SearchResult."""
+        memory, state = self.model.encode(source)
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, PAD_ID), tf.float32), axis=1)
+        max_lengths = tf.cast(lengths * settings.max_length_ratio, tf.int32)
+        max_lengths += settings.max_length_offset
+        start = tf.fill(tf.shape(source)[:1], BOS_ID)
+        k = settings.beam_size
+        if k > 1:
+            memory = tile_beam(memory, k)
+
+        def step_fn(tokens, state):
+            out = self.model.step(tokens, state, memory)
+            return tf.nn.log_softmax(out.logits), out.state, out.attention
+
+        if k == 1:
+            return greedy_search(step_fn, state, start, max_lengths)
+        return beam_search(
+            step_fn,
+            state,
+            start,
+            max_lengths,
+            beam_size=k,
+            alpha=settings.length_penalty,
+            beta=settings.coverage_penalty,
+            source_mask=memory.mask[::k] if settings.coverage_penalty > 0 else None,
+            n_best=settings.n_best,
+        )
+
+    def _encode(self, sentences: Sequence[str]) -> list[list[int]]:
+        encoded = self.tokenizer.encode_source(sentences)
+        for i, ids in enumerate(encoded):
+            if len(ids) > self.max_source_length:
+                self.truncated += 1
+                print(
+                    f"nmt: warning: input {i + 1} of this batch has {len(ids)} pieces; "
+                    f"translating its first {self.max_source_length}",
+                    file=sys.stderr,
+                )
+                encoded[i] = ids[: self.max_source_length]
+        return encoded
+
+    def translate_nbest(self, sentences: Sequence[str], **settings) -> list[list[Hypothesis]]:
+        """The n best translations of every sentence, best first, in input order.
+
+        Args:
+            sentences: source texts.
+            **settings: `DecodingConfig` fields overriding the defaults for this call.
+        """
+        settings = dataclasses.replace(self.decoding, **settings)
+        search = self._search_function(settings)
+        results: list[list[Hypothesis]] = [
+            [Hypothesis("", 0.0)] * settings.n_best for _ in sentences
+        ]
+        encoded = self._encode(sentences)
+        # Sorting by length puts similar lengths in one batch: little padding, fewer steps.
+        order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
+        for start in range(0, len(order), settings.batch_size):
+            batch = order[start : start + settings.batch_size]
+            width = max(len(encoded[i]) for i in batch)
+            source = np.full((len(batch), width), PAD_ID, np.int32)
+            for row, i in enumerate(batch):
+                source[row, : len(encoded[i])] = encoded[i]
+            found = search(tf.constant(source))
+            tokens, lengths, scores = (x.numpy() for x in found)
+            for row, i in enumerate(batch):
+                texts = self.tokenizer.decode_target(
+                    [tokens[row, n, : lengths[row, n]] for n in range(settings.n_best)]
+                )
+                results[i] = [Hypothesis(t, float(s)) for t, s in zip(texts, scores[row])]
+        return results
+
+    def translate(self, sentences: Sequence[str], **settings) -> list[str]:
+        """One translation per sentence, in input order (empty in, empty out)."""
+        settings["n_best"] = 1
+        return [nbest[0].text for nbest in self.translate_nbest(sentences, **settings)]
+
+    def translate_stream(
+        self, lines: Iterable[str], chunk_size: int = 1024, **settings
+    ) -> Iterator[list[Hypothesis]]:
+        """Translates a stream chunk by chunk (bounded memory), yielding n-best lists in order."""
+        lines = iter(lines)
+        while chunk := list(itertools.islice(lines, chunk_size)):
+            yield from self.translate_nbest(chunk, **settings)

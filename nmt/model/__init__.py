@@ -1,0 +1,1 @@
+"""The GNMT-style encoder-decoder: residual LSTM stacks, attention, step-wise decoding."""

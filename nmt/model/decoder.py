@@ -1,0 +1,195 @@
+"""Attentional LSTM decoder (Luong et al., 2015) with residual stacking (Wu et al., 2016).
+
+At step t: x_t = [embed(y_{t-1}); a_{t-1}] with input feeding, else embed(y_{t-1});
+h_t = ResidualLSTMStack(x_t); c_t = attention(h_t, memory); a_t = tanh(W_c [c_t; h_t]);
+logits_t = W_o dropout(a_t). Training runs the same maths over whole sequences: with input
+feeding as a `tf.while_loop` (a_{t-1} must exist before step t), without it as whole-sequence LSTMs
+and one batched attention, which is much faster. `step` does one token for the search.
+
+Shapes: B batch, T_t target time, T_s source time, E embedding, H hidden, V target vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from nmt.model.attention import Attention
+from nmt.model.rnn import ResidualLSTMStack
+
+
+class Memory(NamedTuple):
+    """The source side as the decoder reads it at every step."""
+
+    values: object  # [B, T_s, H] encoder outputs
+    keys: object  # [B, T_s, H] attention keys, projected once
+    mask: object  # [B, T_s] bool
+
+
+class DecoderState(NamedTuple):
+    """Everything that changes from one decoding step to the next."""
+
+    rnn: tuple  # L (h [B, H], c [B, H]) pairs
+    feed: object  # [B, H] previous attentional vector a_{t-1}
+
+
+class StepOutput(NamedTuple):
+    logits: object  # [B, V]
+    state: DecoderState
+    attention: object  # [B, T_s]
+
+
+@keras.saving.register_keras_serializable(package="nmt")
+class Decoder(keras.layers.Layer):
+    """Predicts target tokens from previous tokens and the attended source.
+
+    Args:
+        vocab_size: V.
+        embedding_size: E.
+        hidden_size: H.
+        num_layers: L.
+        residual_start: first layer index with a residual connection (>= 1: layer 0's input
+            is an embedding, not of size H).
+        attention: "dot", "general" or "bahdanau".
+        input_feeding: feed a_{t-1} to the bottom layer.
+        dropout: rate on embeddings, between layers and before the output projection.
+        tie_output_embedding: use the embedding matrix (transposed) as output projection.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        residual_start: int = 2,
+        attention: str = "general",
+        input_feeding: bool = True,
+        dropout: float = 0.0,
+        tie_output_embedding: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if tie_output_embedding and embedding_size != hidden_size:
+            raise ValueError(
+                "`tie_output_embedding` needs `embedding_size` == `hidden_size`, got "
+                f"{embedding_size} and {hidden_size}"
+            )
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.residual_start = residual_start
+        self.attention_score = attention
+        self.input_feeding = input_feeding
+        self.dropout_rate = dropout
+        self.tie_output_embedding = tie_output_embedding
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_size, name="embedding")
+        self.rnn = ResidualLSTMStack(
+            hidden_size, num_layers, residual_start=residual_start, dropout=dropout, name="rnn"
+        )
+        self.attention = Attention(hidden_size, attention, name="attention")
+        self.combine = keras.layers.Dense(hidden_size, activation="tanh", use_bias=False,
+                                          name="combine")
+        self.dropout = keras.layers.Dropout(dropout)
+        self.output_projection = (
+            None if tie_output_embedding else keras.layers.Dense(vocab_size, name="output")
+        )
+
+    def build(self, input_shape=None):
+        self.embedding.build((None, None))
+        rnn_input = self.embedding_size + (self.hidden_size if self.input_feeding else 0)
+        self.rnn.build((None, None, rnn_input))
+        self.attention.build()
+        self.combine.build((None, None, 2 * self.hidden_size))
+        if self.output_projection is None:
+            self.output_bias = self.add_weight(
+                shape=(self.vocab_size,), initializer="zeros", name="output_bias"
+            )
+        else:
+            self.output_projection.build((None, None, self.hidden_size))
+        self.built = True
+
+    def memory(self, encoder_memory, mask) -> Memory:
+        """Prepares the encoder outputs for attention (keys are projected once here)."""
+        return Memory(values=encoder_memory, keys=self.attention.keys(encoder_memory), mask=mask)
+
+    def initial_state(self, encoder_states) -> DecoderState:
+        """Decoder layer l starts from encoder layer l's final state, zeros where none exists."""
+        batch = ops.shape(encoder_states[0][0])[0]
+        zeros = self.rnn.zero_state(batch)
+        rnn = tuple(
+            encoder_states[l] if l < len(encoder_states) else zeros[l]
+            for l in range(self.num_layers)
+        )
+        return DecoderState(rnn=rnn, feed=ops.zeros((batch, self.hidden_size)))
+
+    def project(self, attentional, training=False):
+        """Vocabulary logits [..., V] from attentional vectors [..., H]."""
+        x = self.dropout(attentional, training=training)
+        if self.output_projection is None:
+            return ops.matmul(x, ops.transpose(self.embedding.embeddings)) + self.output_bias
+        return self.output_projection(x)
+
+    def _attend(self, top, memory: Memory):
+        """top [B, T, H] -> attentional vectors [B, T, H], weights [B, T, T_s]."""
+        context, weights = self.attention(top, memory.keys, memory.values, memory.mask)
+        return self.combine(ops.concatenate([context, top], -1)), weights
+
+    def _step_attentional(self, embedded, state: DecoderState, memory: Memory, training):
+        """embedded [B, E] -> attentional a_t [B, H], new state, weights [B, T_s]."""
+        x = ops.concatenate([embedded, state.feed], -1) if self.input_feeding else embedded
+        top, rnn_state = self.rnn.step(x, state.rnn, training=training)
+        attentional, weights = self._attend(top[:, None, :], memory)
+        attentional = attentional[:, 0, :]
+        return attentional, DecoderState(rnn=rnn_state, feed=attentional), weights[:, 0, :]
+
+    def step(self, tokens, state: DecoderState, memory: Memory, training=False) -> StepOutput:
+        """One decoding step: tokens [B] (previous outputs) -> logits [B, V]."""
+        embedded = self.dropout(self.embedding(tokens), training=training)
+        attentional, state, weights = self._step_attentional(embedded, state, memory, training)
+        return StepOutput(logits=self.project(attentional, training), state=state,
+                          attention=weights)
+
+    def call(self, target_in, state: DecoderState, memory: Memory, training=False):
+        """Teacher-forced decoding of target_in [B, T_t] -> logits [B, T_t, V]."""
+        embedded = self.dropout(self.embedding(target_in), training=training)
+        if self.input_feeding:
+            attentional = self._unroll(embedded, state, memory, training)
+        else:
+            top, _ = self.rnn(embedded, initial_state=state.rnn, training=training)
+            attentional, _ = self._attend(top, memory)
+        return self.project(attentional, training)
+
+    def _unroll(self, embedded, state: DecoderState, memory: Memory, training):
+        """Input-feeding recurrence over time: embedded [B, T_t, E] -> attentional [B, T_t, H]."""
+        steps = tf.shape(embedded)[1]
+        time_major = tf.transpose(embedded, (1, 0, 2))  # [T_t, B, E]
+        outputs = tf.TensorArray(embedded.dtype, size=steps)
+
+        def body(t, state, outputs):
+            attentional, state, _ = self._step_attentional(time_major[t], state, memory, training)
+            return t + 1, state, outputs.write(t, attentional)
+
+        _, _, outputs = tf.while_loop(
+            lambda t, *_: t < steps, body, (tf.constant(0), state, outputs)
+        )
+        return tf.transpose(outputs.stack(), (1, 0, 2))  # [B, T_t, H]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            embedding_size=self.embedding_size,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            residual_start=self.residual_start,
+            attention=self.attention_score,
+            input_feeding=self.input_feeding,
+            dropout=self.dropout_rate,
+            tie_output_embedding=self.tie_output_embedding,
+        )
+        return config

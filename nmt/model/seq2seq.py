@@ -1,0 +1,124 @@
+"""The whole translation model: `Encoder` + `Decoder`, trainable as one Keras model.
+
+`call` is the teacher-forced forward pass used in training; `encode` and `step` are what the
+search uses, one token at a time, with the same weights.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from nmt.config import ModelConfig
+from nmt.model.decoder import Decoder, DecoderState, Memory, StepOutput
+from nmt.model.encoder import Encoder
+
+
+@keras.saving.register_keras_serializable(package="nmt")
+class Seq2Seq(keras.Model):
+    """GNMT-style LSTM encoder-decoder with attention.
+
+    Args:
+        source_vocab_size: source vocabulary size.
+        target_vocab_size: target vocabulary size (V).
+        the rest: see `nmt.config.ModelConfig`.
+    """
+
+    def __init__(
+        self,
+        source_vocab_size: int,
+        target_vocab_size: int,
+        embedding_size: int = 256,
+        hidden_size: int = 256,
+        encoder_layers: int = 2,
+        decoder_layers: int = 2,
+        residual_start: int = 2,
+        attention: str = "general",
+        input_feeding: bool = True,
+        dropout: float = 0.3,
+        tie_output_embedding: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        self.model_options = dict(
+            embedding_size=embedding_size,
+            hidden_size=hidden_size,
+            encoder_layers=encoder_layers,
+            decoder_layers=decoder_layers,
+            residual_start=residual_start,
+            attention=attention,
+            input_feeding=input_feeding,
+            dropout=dropout,
+            tie_output_embedding=tie_output_embedding,
+        )
+        self.encoder = Encoder(
+            source_vocab_size,
+            embedding_size,
+            hidden_size,
+            encoder_layers,
+            residual_start=residual_start,
+            dropout=dropout,
+            name="encoder",
+        )
+        self.decoder = Decoder(
+            target_vocab_size,
+            embedding_size,
+            hidden_size,
+            decoder_layers,
+            residual_start=max(residual_start, 1),
+            attention=attention,
+            input_feeding=input_feeding,
+            dropout=dropout,
+            tie_output_embedding=tie_output_embedding,
+            name="decoder",
+        )
+
+    def build(self, input_shape=None):
+        self.encoder.build()
+        self.decoder.build()
+        self.built = True
+
+    def encode(self, source, training=False) -> tuple[Memory, DecoderState]:
+        """source [B, T_s] -> attention memory and the decoder's initial state."""
+        encoded = self.encoder(source, training=training)
+        memory = self.decoder.memory(encoded.memory, encoded.mask)
+        return memory, self.decoder.initial_state(encoded.states)
+
+    def step(self, tokens, state: DecoderState, memory: Memory) -> StepOutput:
+        """One inference step: previous tokens [B] -> logits [B, V], new state, attention."""
+        return self.decoder.step(tokens, state, memory, training=False)
+
+    def call(self, inputs, training=False):
+        """Teacher-forced logits [B, T_t, V] for {"source": [B, T_s], "target_in": [B, T_t]}."""
+        memory, state = self.encode(inputs["source"], training=training)
+        return self.decoder(inputs["target_in"], state, memory, training=training)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            source_vocab_size=self.source_vocab_size,
+            target_vocab_size=self.target_vocab_size,
+            **self.model_options,
+        )
+        return config
+
+
+def build_model(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
+    """Builds the model described by `config` with its weights created."""
+    model = Seq2Seq(
+        source_vocab_size,
+        target_vocab_size,
+        embedding_size=config.embedding_size,
+        hidden_size=config.hidden_size,
+        encoder_layers=config.encoder_layers,
+        decoder_layers=config.decoder_layers,
+        residual_start=config.residual_start,
+        attention=config.attention,
+        input_feeding=config.input_feeding,
+        dropout=config.dropout,
+        tie_output_embedding=config.tie_output_embedding,
+        name="seq2seq",
+    )
+    model.build()
+    return model

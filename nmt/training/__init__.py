@@ -1,0 +1,1 @@
+"""Loss, learning-rate schedule, checkpoints, validation and the training loop."""

@@ -1,0 +1,79 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nmt.config import ModelConfig
+from nmt.model.seq2seq import Seq2Seq, build_model
+
+SOURCE = tf.constant([[5, 6, 7, 8, 0], [4, 9, 0, 0, 0]], tf.int32)
+TARGET_IN = tf.constant([[2, 5, 6, 7], [2, 7, 0, 0]], tf.int32)
+
+
+def tiny(**options) -> Seq2Seq:
+    keras.utils.set_random_seed(0)
+    settings = dict(embedding_size=8, hidden_size=8, encoder_layers=3, decoder_layers=3,
+                    residual_start=1, dropout=0.2)
+    settings.update(options)
+    return build_model(ModelConfig(**settings), 20, 24)
+
+
+@pytest.mark.parametrize("attention", ["general", "dot", "bahdanau"])
+@pytest.mark.parametrize("input_feeding", [True, False])
+def test_step_by_step_equals_teacher_forcing(attention, input_feeding):
+    model = tiny(attention=attention, input_feeding=input_feeding)
+    logits = model({"source": SOURCE, "target_in": TARGET_IN})
+    assert logits.shape == (2, 4, 24)
+    memory, state = model.encode(SOURCE)
+    for t in range(TARGET_IN.shape[1]):
+        out = model.step(TARGET_IN[:, t], state, memory)
+        np.testing.assert_allclose(out.logits, logits[:, t], atol=1e-5)
+        state = out.state
+
+
+def test_source_padding_changes_nothing_and_gets_no_attention():
+    model = tiny()
+    logits = model({"source": SOURCE, "target_in": TARGET_IN})
+    wider = tf.pad(SOURCE, [[0, 0], [0, 3]])
+    np.testing.assert_allclose(model({"source": wider, "target_in": TARGET_IN}), logits, atol=1e-6)
+    memory, state = model.encode(wider)
+    weights = model.step(TARGET_IN[:, 0], state, memory).attention.numpy()
+    mask = wider.numpy() != 0
+    assert np.all(weights[~mask] < 1e-12)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
+
+
+def test_dropout_only_in_training():
+    model = tiny(dropout=0.5)
+    inputs = {"source": SOURCE, "target_in": TARGET_IN}
+    np.testing.assert_array_equal(model(inputs), model(inputs))
+    assert not np.allclose(model(inputs, training=True), model(inputs, training=True))
+
+
+def test_keras_save_and_load_give_identical_outputs(tmp_path):
+    model = tiny(tie_output_embedding=True, attention="bahdanau")
+    inputs = {"source": SOURCE, "target_in": TARGET_IN}
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded(inputs), model(inputs))
+
+
+def test_checkpoint_round_trip_restores_every_weight(tmp_path):
+    model = tiny()
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    other = tiny()
+    for variable in other.trainable_variables:
+        variable.assign(tf.zeros_like(variable))
+    tf.train.Checkpoint(model=other).read(path).assert_existing_objects_matched()
+    for a, b in zip(model.weights, other.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+    inputs = {"source": SOURCE, "target_in": TARGET_IN}
+    np.testing.assert_array_equal(other(inputs), model(inputs))
+
+
+def test_tied_embedding_shares_the_matrix():
+    model = tiny(tie_output_embedding=True)
+    untied = tiny()
+    vocab, size = 24, 8
+    assert model.count_params() == untied.count_params() - vocab * size

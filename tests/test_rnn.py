@@ -1,0 +1,45 @@
+import keras
+import numpy as np
+import pytest
+
+from nmt.model.rnn import ResidualLSTMStack
+
+
+def test_residual_stack_adds_input_from_residual_start():
+    keras.utils.set_random_seed(0)
+    stack = ResidualLSTMStack(units=6, num_layers=3, residual_start=1)
+    x = np.random.default_rng(0).normal(size=(2, 5, 6)).astype("float32")
+    stack.build(x.shape)
+    out, states = stack(x)
+    # Recompute by hand: layer 0 plain, layers 1 and 2 residual (x + LSTM(x)).
+    y0, *_ = stack.lstms[0](x)
+    y1 = stack.lstms[1](y0)[0] + y0
+    y2 = stack.lstms[2](y1)[0] + y1
+    np.testing.assert_allclose(out, y2, rtol=1e-6, atol=1e-6)
+    assert len(states) == 3
+
+
+def test_no_residual_when_sizes_differ_or_before_start():
+    stack = ResidualLSTMStack(units=4, num_layers=2, residual_start=5)
+    x = np.ones((1, 3, 7), "float32")
+    stack.build(x.shape)
+    out, _ = stack(x)
+    np.testing.assert_allclose(out, stack.lstms[1](stack.lstms[0](x)[0])[0], atol=1e-6)
+
+
+def test_step_equals_whole_sequence():
+    keras.utils.set_random_seed(1)
+    stack = ResidualLSTMStack(units=5, num_layers=3, residual_start=1)
+    x = np.random.default_rng(1).normal(size=(2, 4, 5)).astype("float32")
+    stack.build(x.shape)
+    whole, final = stack(x)
+    state = stack.zero_state(2)
+    for t in range(4):
+        out, state = stack.step(x[:, t], state)
+        np.testing.assert_allclose(out, whole[:, t], atol=1e-5)
+    np.testing.assert_allclose(state[-1][1], final[-1][1], atol=1e-5)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="`units` must be a positive integer, got 0"):
+        ResidualLSTMStack(units=0, num_layers=1)

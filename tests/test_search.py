@@ -1,0 +1,118 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nmt.constants import BOS_ID, EOS_ID
+from nmt.decoding.search import (
+    beam_search,
+    coverage_penalty,
+    greedy_search,
+    length_penalty,
+)
+
+A, B = 4, 5
+V = 6
+
+
+def table_step_fn(table: np.ndarray):
+    """A fake model whose next-token distribution depends only on the previous token."""
+    log_table = tf.constant(np.log(np.maximum(table, 1e-20)), tf.float32)
+
+    def step_fn(tokens, state):
+        return tf.gather(log_table, tokens), state, None
+
+    return step_fn
+
+
+def trap_table() -> np.ndarray:
+    """Greedy takes A (0.6) but every sentence after A is unlikely; B EOS has p = 0.4."""
+    table = np.full((V, V), 1e-20)
+    table[BOS_ID, [A, B]] = [0.6, 0.4]
+    table[A, [A, B, EOS_ID]] = [0.35, 0.35, 0.3]
+    table[B, EOS_ID] = 1.0
+    table[EOS_ID, EOS_ID] = 1.0
+    return table
+
+
+def search(k, **options):
+    start = tf.fill([2], BOS_ID)
+    state = tf.zeros([2, 1])
+    limits = tf.constant([6, 6], tf.int32)
+    if k == 1:
+        return greedy_search(table_step_fn(trap_table()), state, start, limits)
+    return beam_search(table_step_fn(trap_table()), state, start, limits, beam_size=k, **options)
+
+
+def test_beam_finds_the_known_best_path_greedy_misses():
+    greedy = search(1)
+    assert greedy.tokens.numpy()[0, 0, 0] == A
+    beam = search(3, n_best=3)
+    tokens, lengths, scores = (x.numpy() for x in beam)
+    assert list(tokens[0, 0, : lengths[0, 0]]) == [B]
+    assert scores[0, 0] == pytest.approx(math.log(0.4), abs=1e-5)
+    # The runner-up is A B EOS (0.6 * 0.35); scores come best first.
+    assert list(tokens[0, 1, : lengths[0, 1]]) == [A, B]
+    assert scores[0, 1] == pytest.approx(math.log(0.21), abs=1e-5)
+    assert np.all(np.diff(scores[0]) <= 0)
+
+
+def test_beam_size_one_equals_greedy():
+    greedy, beam = search(1), beam_search(
+        table_step_fn(trap_table()), tf.zeros([2, 1]), tf.fill([2], BOS_ID),
+        tf.constant([6, 6]), beam_size=1)
+    np.testing.assert_array_equal(greedy.tokens, beam.tokens)
+    np.testing.assert_allclose(greedy.scores, beam.scores, atol=1e-6)
+
+
+def test_max_length_forces_the_end():
+    table = np.full((V, V), 1e-20)
+    table[:, A] = 1.0  # never ends by itself
+    start, state = tf.fill([2], BOS_ID), tf.zeros([2, 1])
+    limits = tf.constant([3, 5], tf.int32)
+    for result in (greedy_search(table_step_fn(table), state, start, limits),
+                   beam_search(table_step_fn(table), state, start, limits, beam_size=2)):
+        # Lengths exclude EOS: at most limit - 1 real tokens.
+        assert list(result.lengths.numpy()[:, 0]) == [2, 4]
+
+
+def test_length_penalty_known_values():
+    # Wu et al. 2016: lp(Y) = ((5 + |Y|) / 6) ** alpha.
+    assert float(length_penalty(tf.constant(1), 0.6)) == pytest.approx(1.0)
+    assert float(length_penalty(tf.constant(7), 0.6)) == pytest.approx(2.0**0.6)
+    assert float(length_penalty(tf.constant(13), 1.0)) == pytest.approx(3.0)
+    assert float(length_penalty(tf.constant(13), 0.0)) == pytest.approx(1.0)
+
+
+def test_coverage_penalty_known_values():
+    coverage = tf.constant([[0.5, 1.7, 0.25, 0.0]])
+    mask = tf.constant([[True, True, True, False]])
+    expected = 0.2 * (math.log(0.5) + math.log(1.0) + math.log(0.25))
+    assert float(coverage_penalty(coverage, mask, 0.2)[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_length_penalty_prefers_longer_hypotheses():
+    # C EOS has p = 0.55; D E F EOS has p = 0.45. Plain log-probability picks C; with
+    # alpha = 2, -0.598 / ((5 + 2) / 6) ** 2 = -0.44 loses to -0.799 / ((5 + 4) / 6) ** 2 = -0.36.
+    c, d, e, f = 4, 5, 6, 7
+    table = np.full((8, 8), 1e-20)
+    table[BOS_ID, [c, d]] = [0.55, 0.45]
+    table[[c, f], EOS_ID] = 1.0
+    table[d, e] = table[e, f] = 1.0
+    table[EOS_ID, EOS_ID] = 1.0
+    step = table_step_fn(table)
+    start, state, limits = tf.fill([1], BOS_ID), tf.zeros([1, 1]), tf.constant([6])
+    plain = beam_search(step, state, start, limits, beam_size=3, alpha=0.0)
+    assert list(plain.tokens.numpy()[0, 0, :1]) == [c]
+    assert plain.lengths.numpy()[0, 0] == 1
+    normalised = beam_search(step, state, start, limits, beam_size=3, alpha=2.0)
+    assert normalised.lengths.numpy()[0, 0] == 3
+    assert float(normalised.scores[0, 0]) == pytest.approx(math.log(0.45) / 2.25, rel=1e-5)
+
+
+def test_search_compiles_to_the_same_result():
+    compiled = tf.function(lambda: search(3, n_best=2))()
+    eager = search(3, n_best=2)
+    for a, b in zip(compiled, eager, strict=True):
+        np.testing.assert_array_equal(a, b)
