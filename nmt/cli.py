@@ -173,8 +173,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with stderr silenced at the file-descriptor level.
+
+    TensorFlow's C++ start-up (CUDA probing on CPU-only machines, absl's pre-init notice) writes
+    to fd 2 regardless of TF_CPP_MIN_LOG_LEVEL, burying our one-line messages.
+    """
+    import os
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # device discovery logs too; do it now, silently
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug:
+        _import_tensorflow_quietly()
     try:
         return args.run(args)
     except NmtError as error:

@@ -23,18 +23,18 @@ data:
   max_source_length: 40
   max_target_length: 40
 model:
-  embedding_size: 16
-  hidden_size: 32
+  embedding_size: 32
+  hidden_size: 64
   encoder_layers: 2
   decoder_layers: 2
   dropout: 0.0
 training:
-  learning_rate: 0.01
-  max_steps: 300
+  learning_rate: 0.005
+  max_steps: 600
   max_epochs: 0
   log_every: 50
-  validate_every: 150
-  checkpoint_every: 100
+  validate_every: 300
+  checkpoint_every: 200
   label_smoothing: 0.0
 decoding:
   beam_size: 3
@@ -72,7 +72,7 @@ def run_nmt(*args: str, input: str | None = None, check: bool = True) -> subproc
 
 @pytest.fixture(scope="session")
 def trained_run(toy_data, tmp_path_factory) -> Path:
-    """A tiny model trained on the toy task through `nmt train` (about half a minute)."""
+    """A tiny model trained on the toy task through `nmt train` (about a minute)."""
     root = tmp_path_factory.mktemp("run")
     config = root / "toy.yaml"
     config.write_text(TINY_CONFIG.format(data=toy_data["train.en"].parent))

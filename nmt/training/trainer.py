@@ -247,6 +247,9 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
         epoch = int(p.epoch)
         if t.max_epochs and epoch >= t.max_epochs:
             return "max_epochs"
+        limit = _limit_reached(run.config, int(run.optimizer.iterations), float(p.train_seconds))
+        if limit:  # a finished run that is started again stops at once
+            return limit
         batches_at_start = int(p.batches_in_epoch)
         for batch in _epoch_batches(run, epoch):
             loss, tokens = train_step(batch)

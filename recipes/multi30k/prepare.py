@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Fetch Multi30k task 1 (Elliott et al., 2016) and verify it against the official checksums.
+
+Copies the gzipped raw files from a local directory (--data-dir) or downloads them from the
+dataset's official repository, checks each SHA-256, and writes them atomically into
+recipes/multi30k/data/ (or --out). A file that fails its checksum is never kept.
+
+    python recipes/multi30k/prepare.py --data-dir ../shared/data/multi30k
+    python recipes/multi30k/prepare.py            # downloads (needs internet)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
+
+# SHA-256 of the official files in multi30k/dataset data/task1/raw/.
+CHECKSUMS = {
+    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "train.fr.gz": "622e75069e9f4c577425c4f277116ce66e63a2401c0a2312d90073cb12379a3c",
+    "train.cs.gz": "a65adb8b32e3bc664f21ecba7a6e7f6950fd1f405e135f7c312faabdb6255077",
+    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+    "val.fr.gz": "ca3106f1a72390591d25f6c45cb4cd39dec4cd3f123e099748a3ce5256c160e9",
+    "val.cs.gz": "b63226e05c4bd5dd6a42897d74b86a1b9d2c31498252c572b1ea7f7996927fcc",
+    "test_2016_flickr.en.gz": "611d361c6334bc7246101d48097c13cf5c4413c5befc793cc629934359d532d9",
+    "test_2016_flickr.de.gz": "9204244e408ccb38d2a55cfcd344df15005fc42a07a6e55ca6c52b6ababb8cc8",
+    "test_2016_flickr.fr.gz": "6d326e188d259fb1d04ac19eae3af956559b3a0b93d7635e56c90987c40c8b90",
+    "test_2016_flickr.cs.gz": "200a4a74cc9560f051924abb9803be008d1908d77f747e9141aeb86dfd2797f1",
+}
+
+
+class ChecksumError(Exception):
+    pass
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(name: str, out_dir: Path, data_dir: Path | None) -> Path:
+    """Puts one verified file into out_dir; the final name appears only once it is verified."""
+    target = out_dir / name
+    if target.is_file() and sha256(target) == CHECKSUMS[name]:
+        return target
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        if data_dir is not None:
+            source = data_dir / name
+            if not source.is_file():
+                raise FileNotFoundError(f"{source}: missing from --data-dir")
+            shutil.copyfile(source, tmp_path)
+        else:
+            with urllib.request.urlopen(URL.format(name=name), timeout=60) as response:
+                with open(tmp_path, "wb") as f:
+                    shutil.copyfileobj(response, f)
+        actual = sha256(tmp_path)
+        if actual != CHECKSUMS[name]:
+            raise ChecksumError(
+                f"{name}: SHA-256 {actual} does not match the official {CHECKSUMS[name]}"
+            )
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path,
+                        help="folder that already holds the official .gz files (no download)")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data",
+                        help="where the verified files go (default: recipes/multi30k/data)")
+    parser.add_argument("--languages", default="en,de,fr",
+                        help="comma-separated language codes to fetch (default: en,de,fr)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    languages = args.languages.split(",")
+    names = [n for n in CHECKSUMS if n.split(".")[-2] in languages]
+    try:
+        for name in names:
+            path = fetch(name, args.out, args.data_dir)
+            print(f"ok  {path}")
+    except (ChecksumError, OSError) as error:
+        print(f"prepare.py: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Multi30k task 1 end to end: verified data -> tokenizer + model training -> beam search on val
+# and test_2016_flickr -> sacreBLEU -> results.md in the run directory.
+#
+#   recipes/multi30k/run.sh en-de [DATA_DIR] [--set section.key=value ...]
+#
+# PAIR is en-de, de-en, en-fr or fr-en. DATA_DIR holds the official .gz files (omit it to
+# download them). RUN_DIR (default runs/multi30k-PAIR) may already hold a run: training resumes.
+set -euo pipefail
+pair=${1:?usage: run.sh PAIR [DATA_DIR] [--set ...]}
+shift
+data_dir=""
+if [[ $# -gt 0 && $1 != --* ]]; then data_dir=$1; shift; fi
+src=${pair%-*}
+tgt=${pair#*-}
+here=$(cd "$(dirname "$0")" && pwd)
+run_dir=${RUN_DIR:-runs/multi30k-$pair}
+mkdir -p "$run_dir"
+
+python "$here/prepare.py" ${data_dir:+--data-dir "$data_dir"} --languages "$src,$tgt"
+start=$(date +%s)
+nmt train --config "$here/$pair.yaml" --run-dir "$run_dir" "$@" 2>&1 | tee -a "$run_dir/train.log"
+echo "$(( $(date +%s) - start ))" > "$run_dir/train_wall_seconds.txt"
+
+for split in val test_2016_flickr; do
+  start=$(date +%s)
+  nmt evaluate --run-dir "$run_dir" --source "$here/data/$split.$src.gz" \
+    --ref "$here/data/$split.$tgt.gz" --hyp "$run_dir/$split.$tgt" --lang "$tgt" --json \
+    > "$run_dir/$split.scores.json"
+  echo "$(( $(date +%s) - start ))" > "$run_dir/$split.decode_wall_seconds.txt"
+done
+python "$here/results.py" "$run_dir" | tee "$run_dir/results.md"

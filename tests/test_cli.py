@@ -1,0 +1,69 @@
+"""The command line as users run it: train, translate, evaluate, resume, and clear errors."""
+
+import json
+
+from conftest import run_nmt
+
+BLEU_FLOOR = 45.0
+
+
+def test_trained_toy_model_reaches_a_bleu_floor_on_held_out_data(trained_run, toy_data, tmp_path):
+    hyp = tmp_path / "test.hyp"
+    run_nmt("translate", "--run-dir", str(trained_run), "--input", str(toy_data["test.en"]),
+            "--output", str(hyp))
+    assert len(hyp.read_text().splitlines()) == len(toy_data["test.en"].read_text().splitlines())
+    result = run_nmt("evaluate", "--hyp", str(hyp), "--ref", str(toy_data["test.de"]),
+                     "--lang", "de", "--json")
+    scores = json.loads(result.stdout)
+    assert scores["bleu"]["score"] >= BLEU_FLOOR, scores["bleu"]
+    assert "tok:13a" in scores["bleu"]["signature"]
+    assert set(scores) == {"bleu", "chrf", "ter", "bleu_tokenized"}
+
+
+def test_translate_streams_stdin_to_stdout_line_for_line(trained_run):
+    lines = ["twenty one", "", "seven hundred", "  ", "six"]
+    result = run_nmt("translate", "--run-dir", str(trained_run), input="\n".join(lines) + "\n")
+    outputs = result.stdout.split("\n")
+    assert outputs[-1] == "" and len(outputs) - 1 == len(lines)
+    assert outputs[1] == "" and outputs[3] == ""
+
+
+def test_nbest_output_format(trained_run):
+    result = run_nmt("translate", "--run-dir", str(trained_run), "--beam-size", "3",
+                     "--n-best", "2", input="eight\nnine\n")
+    rows = [line.split(" ||| ") for line in result.stdout.splitlines()]
+    assert [row[0] for row in rows] == ["0", "0", "1", "1"]
+    assert all(len(row) == 3 for row in rows)
+
+
+def test_finished_run_resumes_instead_of_starting_over(trained_run, tmp_path):
+    config = trained_run / "config.yaml"
+    result = run_nmt("train", "--config", str(config), "--run-dir", str(trained_run))
+    assert "resuming from" in result.stdout
+    assert "stopped at step 600 (max_steps)" in result.stdout
+
+
+def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
+    cases = [
+        ("translate", "--run-dir", str(tmp_path / "missing")),
+        ("evaluate", "--hyp", str(tmp_path / "nope"), "--ref", str(tmp_path / "nope")),
+        ("train", "--config", str(trained_run / "config.yaml"), "--run-dir", str(trained_run),
+         "--set", "model.hidden_size=128"),
+        ("train", "--config", str(trained_run / "config.yaml"), "--run-dir", str(tmp_path / "r"),
+         "--set", "model.hiden_size=64"),
+    ]
+    for args in cases:
+        result = run_nmt(*args, check=False)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("nmt: error: "), result.stderr
+    changed = run_nmt(*cases[2], check=False).stderr
+    assert "model.hidden_size: 64 -> 128" in changed
+    assert "unknown config key model.hiden_size" in run_nmt(*cases[3], check=False).stderr
+
+
+def test_help_explains_every_subcommand():
+    for command in ("train", "translate", "evaluate", "demo"):
+        text = run_nmt(command, "--help").stdout
+        assert "usage: nmt " + command in text
+        assert "--" in text

@@ -1,0 +1,78 @@
+"""Translation of real text with a tiny trained model: order, line counts, search equivalences."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nmt.config import DecodingConfig
+from nmt.constants import BOS_ID
+from nmt.decoding.search import beam_search, greedy_search
+from nmt.decoding.translator import Translator
+
+
+@pytest.fixture(scope="module")
+def translator(trained_run):
+    return Translator.load(trained_run)
+
+
+AWKWARD = [
+    "twenty one",
+    "",
+    "   ",
+    "\ufeffseven hundred",
+    "three\x00 thousand",
+    "nine \x07 five",
+    "forty two 😀 Ωμέγα 漢字",
+    "one " * 10000,
+    "eleven\r",
+    "six",
+]
+
+
+def test_one_output_per_input_in_order(translator):
+    outputs = translator.translate(AWKWARD)
+    assert len(outputs) == len(AWKWARD)
+    assert outputs[1] == "" and outputs[2] == ""
+    # Order is kept although the batches are sorted by length.
+    singles = [translator.translate([line])[0] for line in AWKWARD]
+    assert outputs == singles
+    assert translator.truncated >= 1
+
+
+def test_beam_size_one_equals_greedy_on_the_model(translator):
+    source = tf.constant(translator.tokenizer.encode_source(["three hundred forty two"]))
+    memory, state = translator.model.encode(source)
+
+    def step_fn(tokens, state):
+        out = translator.model.step(tokens, state, memory)
+        return tf.nn.log_softmax(out.logits), out.state, out.attention
+
+    start, limits = tf.fill([1], BOS_ID), tf.constant([20])
+    greedy = greedy_search(step_fn, state, start, limits)
+    beam = beam_search(step_fn, state, start, limits, beam_size=1)
+    np.testing.assert_array_equal(greedy.tokens, beam.tokens)
+    np.testing.assert_allclose(greedy.scores, beam.scores, rtol=1e-5)
+
+
+@pytest.mark.parametrize("settings", [
+    DecodingConfig(beam_size=3, n_best=2),
+    DecodingConfig(beam_size=4, coverage_penalty=0.2, length_penalty=1.0),
+    DecodingConfig(beam_size=1),
+])
+def test_compiled_search_equals_eager(translator, settings):
+    lines = ["twenty one", "four hundred thousand six", "seven"]
+    source = np.zeros((3, 16), np.int32)
+    for row, ids in enumerate(translator.tokenizer.encode_source(lines)):
+        source[row, : len(ids)] = ids
+    eager = translator._search(tf.constant(source), settings)
+    compiled = translator._search_function(settings)(tf.constant(source))
+    for a, b in zip(eager, compiled, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_nbest_lists_are_sorted(translator):
+    nbest = translator.translate_nbest(["five thousand", "ninety"], beam_size=4, n_best=3)
+    for hypotheses in nbest:
+        assert len(hypotheses) == 3
+        scores = [h.score for h in hypotheses]
+        assert scores == sorted(scores, reverse=True)
