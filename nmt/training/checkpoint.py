@@ -21,7 +21,8 @@ from nmt.errors import NmtError
 CHECKPOINTS = "checkpoints"
 BEST = "best"
 
-_READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError)
+# Each of these has been seen from a truncated or foreign checkpoint file.
+_READ_ERRORS = (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError)
 
 
 class TrainingProgress(tf.Module):

@@ -1,0 +1,139 @@
+"""Fault injection: kills, signals, corrupted checkpoints and NaN losses lose no work."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nmt.config import load_config
+from nmt.errors import NmtError
+from nmt.training import trainer
+
+CONFIG = """\
+tokenizer: {{vocab_size: 60}}
+data:
+  train_source: {data}/train.en
+  train_target: {data}/train.de
+  batch_size: 16
+  shuffle_buffer: 500
+model: {{embedding_size: 8, hidden_size: 16, encoder_layers: 2, decoder_layers: 2, dropout: 0.3}}
+training:
+  max_steps: {steps}
+  max_epochs: 0
+  log_every: 1
+  validate_every: 1000
+  checkpoint_every: 10
+  keep_checkpoints: 10
+"""
+
+
+def write_config(tmp_path: Path, toy_data, steps: int = 40) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG.format(data=toy_data["train.en"].parent, steps=steps))
+    return path
+
+
+def start_training(config: Path, run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "nmt", "train", "--config", str(config), "--run-dir", str(run_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_step(process: subprocess.Popen, step: int) -> None:
+    for line in process.stdout:
+        if line.startswith("step") and int(line.split()[1]) >= step:
+            return
+    raise AssertionError(f"training ended before step {step}: {process.stderr.read()}")
+
+
+def checkpoint_values(path: str) -> dict[str, np.ndarray]:
+    """Every saved tensor except wall-clock bookkeeping."""
+    reader = tf.train.load_checkpoint(path)
+    return {
+        key: reader.get_tensor(key)
+        for key in reader.get_variable_to_shape_map()
+        if "train_seconds" not in key and "save_counter" not in key and "OBJECT_GRAPH" not in key
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(toy_data, tmp_path_factory) -> dict[str, np.ndarray]:
+    root = tmp_path_factory.mktemp("uninterrupted")
+    config = write_config(root, toy_data)
+    subprocess.run([sys.executable, "-m", "nmt", "train", "--config", str(config), "--run-dir",
+                    str(root / "run")], check=True, capture_output=True)
+    return checkpoint_values(str(root / "run" / "checkpoints" / "ckpt-40"))
+
+
+@pytest.mark.parametrize("kill_after", [7, 23])
+def test_sigkill_then_rerun_ends_with_identical_weights(toy_data, tmp_path, uninterrupted,
+                                                       kill_after):
+    config, run_dir = write_config(tmp_path, toy_data), tmp_path / "run"
+    process = start_training(config, run_dir)
+    wait_for_step(process, kill_after)
+    process.kill()
+    process.wait()
+    subprocess.run([sys.executable, "-m", "nmt", "train", "--config", str(config), "--run-dir",
+                    str(run_dir)], check=True, capture_output=True)
+    resumed = checkpoint_values(str(run_dir / "checkpoints" / "ckpt-40"))
+    assert resumed.keys() == uninterrupted.keys()
+    for key, value in uninterrupted.items():
+        np.testing.assert_array_equal(resumed[key], value, err_msg=key)
+
+
+def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
+    config, run_dir = write_config(tmp_path, toy_data, steps=100000), tmp_path / "run"
+    process = start_training(config, run_dir)
+    wait_for_step(process, 3)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "Run the same command again to resume" in stderr
+    state = tf.train.get_checkpoint_state(str(run_dir / "checkpoints"))
+    step = int(state.model_checkpoint_path.rsplit("-", 1)[1])
+    assert step >= 3
+
+
+def test_corrupted_newest_checkpoint_falls_back_to_the_previous(toy_data, tmp_path, capsys):
+    config = load_config(write_config(tmp_path, toy_data, steps=20))
+    run_dir = tmp_path / "run"
+    trainer.train(config, run_dir)
+    newest = run_dir / "checkpoints" / "ckpt-20.data-00000-of-00001"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a dying disk
+    longer = load_config(write_config(tmp_path, toy_data, steps=25))
+    result = trainer.train(longer, run_dir)
+    err = capsys.readouterr()
+    assert "ckpt-20 is unreadable" in err.err
+    assert "resuming from" in err.out and "step 10" in err.out
+    assert result.steps == 25
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
+    toy_data, tmp_path, monkeypatch
+):
+    config = load_config(write_config(tmp_path, toy_data, steps=10))
+    run_dir = tmp_path / "run"
+    trainer.train(config, run_dir)
+    good = checkpoint_values(str(run_dir / "checkpoints" / "ckpt-10"))
+
+    real_loss = trainer.masked_cross_entropy
+
+    def poisoned(labels, logits, label_smoothing=0.0):
+        loss_sum, tokens = real_loss(labels, logits, label_smoothing)
+        return loss_sum * float("nan"), tokens
+
+    monkeypatch.setattr(trainer, "masked_cross_entropy", poisoned)
+    with pytest.raises(NmtError, match="loss is nan at step 11"):
+        trainer.train(load_config(write_config(tmp_path, toy_data, steps=30)), run_dir)
+    state = tf.train.get_checkpoint_state(str(run_dir / "checkpoints"))
+    assert state.model_checkpoint_path.endswith("ckpt-10")
+    after = checkpoint_values(str(run_dir / "checkpoints" / "ckpt-10"))
+    for key, value in good.items():
+        np.testing.assert_array_equal(after[key], value)
