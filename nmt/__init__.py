@@ -1,8 +1,8 @@
 """nmt: GNMT-style LSTM neural machine translation with Keras 3 and TensorFlow.
 
-    from nmt import Translator, train, load_config
-    train(load_config("config.yaml"), "runs/my-run")
-    Translator.load("runs/my-run").translate(["A man is riding a bike."])
+from nmt import Translator, train, load_config
+train(load_config("config.yaml"), "runs/my-run")
+Translator.load("runs/my-run").translate(["A man is riding a bike."])
 """
 
 import os

@@ -19,8 +19,11 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set)
     result = train(config, args.run_dir)
     if result.stopped_because == "signal":
-        print(f"nmt: training interrupted at step {result.steps}; a checkpoint was saved. "
-              f"Run the same command again to resume.", file=sys.stderr)
+        print(
+            f"nmt: training interrupted at step {result.steps}; a checkpoint was saved. "
+            f"Run the same command again to resume.",
+            file=sys.stderr,
+        )
         return 130
     if result.best_bleu >= 0:
         print(f"best validation BLEU {result.best_bleu:.2f}")
@@ -28,8 +31,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _decoding_overrides(args: argparse.Namespace) -> dict:
-    names = ("beam_size", "length_penalty", "coverage_penalty", "n_best", "batch_size",
-             "max_length_ratio")
+    names = (
+        "beam_size",
+        "length_penalty",
+        "coverage_penalty",
+        "n_best",
+        "batch_size",
+        "max_length_ratio",
+    )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -45,8 +54,9 @@ def _translate(args: argparse.Namespace) -> int:
         chunk = 1 if sys.stdin.isatty() else 256
     else:
         lines, chunk = read_lines(args.input, args.errors), 1024
-    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8",
-                                                     newline="\n")
+    out = (
+        sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", newline="\n")
+    )
     try:
         for index, nbest in enumerate(translator.translate_stream(lines, chunk, **settings)):
             if n_best == 1:
@@ -73,8 +83,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not args.source:
             raise NmtError("--run-dir needs --source, the file to translate")
         translator = Translator.load(args.run_dir, args.checkpoint)
-        hypotheses = translator.translate(list(read_lines(args.source)),
-                                          **_decoding_overrides(args))
+        hypotheses = translator.translate(
+            list(read_lines(args.source)), **_decoding_overrides(args)
+        )
         if args.hyp:
             atomic_write_text(args.hyp, "".join(h + "\n" for h in hypotheses))
     elif args.hyp:
@@ -85,8 +96,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        labels = (("bleu", "BLEU"), ("chrf", "chrF"), ("ter", "TER"),
-                  ("bleu_tokenized", "BLEU lc-tok"))
+        labels = (
+            ("bleu", "BLEU"),
+            ("chrf", "chrF"),
+            ("ter", "TER"),
+            ("bleu_tokenized", "BLEU lc-tok"),
+        )
         for key, label in labels:
             print(f"{label:<12} {results[key]['score']:6.2f}   {results[key]['signature']}")
     return 0
@@ -97,8 +112,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     scores = run_demo(args.run_dir, args.max_steps)
     bleu = scores["bleu"]
-    print(f"toy test set: BLEU {bleu['score']:.2f} ({bleu['signature']}), "
-          f"chrF {scores['chrf']['score']:.2f}")
+    print(
+        f"toy test set: BLEU {bleu['score']:.2f} ({bleu['signature']}), "
+        f"chrF {scores['chrf']['score']:.2f}"
+    )
     print(f"the run directory {args.run_dir} works with `nmt translate --run-dir {args.run_dir}`")
     return 0
 
@@ -106,15 +123,25 @@ def _demo(args: argparse.Namespace) -> int:
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("search (defaults: the run's decoding config)")
     group.add_argument("--beam-size", type=int, help="beam width K; 1 is greedy search")
-    group.add_argument("--length-penalty", type=float,
-                       help="GNMT alpha in lp(Y) = ((5 + |Y|) / 6) ** alpha; 0 disables")
-    group.add_argument("--coverage-penalty", type=float,
-                       help="GNMT beta, rewards covering every source token; 0 disables")
-    group.add_argument("--n-best", type=int,
-                       help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE'")
+    group.add_argument(
+        "--length-penalty",
+        type=float,
+        help="GNMT alpha in lp(Y) = ((5 + |Y|) / 6) ** alpha; 0 disables",
+    )
+    group.add_argument(
+        "--coverage-penalty",
+        type=float,
+        help="GNMT beta, rewards covering every source token; 0 disables",
+    )
+    group.add_argument(
+        "--n-best", type=int, help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE'"
+    )
     group.add_argument("--batch-size", type=int, help="sentences per search batch")
-    group.add_argument("--max-length-ratio", type=float,
-                       help="longest output, as a multiple of the source length (plus 10)")
+    group.add_argument(
+        "--max-length-ratio",
+        type=float,
+        help="longest output, as a multiple of the source length (plus 10)",
+    )
     group.add_argument("--checkpoint", help="checkpoint prefix to load instead of the best one")
 
 
@@ -124,36 +151,61 @@ def build_parser() -> argparse.ArgumentParser:
         prog="nmt",
         description="GNMT-style LSTM neural machine translation (Keras 3 / TensorFlow).",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show full Python tracebacks instead of one-line errors")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show full Python tracebacks instead of one-line errors",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("train", help="train a model, or resume one in an existing run dir",
-                            description="Train a model described by a YAML config. Re-running "
-                            "the same command on the same run directory resumes.")
+    p = commands.add_parser(
+        "train",
+        help="train a model, or resume one in an existing run dir",
+        description="Train a model described by a YAML config. Re-running "
+        "the same command on the same run directory resumes.",
+    )
     p.add_argument("--config", required=True, help="YAML experiment config (see README)")
-    p.add_argument("--run-dir", required=True, type=Path,
-                   help="folder for the tokenizer, checkpoints, TensorBoard logs and config")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value, e.g. --set model.hidden_size=512 "
-                   "(repeatable; values are YAML)")
+    p.add_argument(
+        "--run-dir",
+        required=True,
+        type=Path,
+        help="folder for the tokenizer, checkpoints, TensorBoard logs and config",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value, e.g. --set model.hidden_size=512 "
+        "(repeatable; values are YAML)",
+    )
     p.set_defaults(run=_train)
 
-    p = commands.add_parser("translate", help="translate a text file, one line per line",
-                            description="Translate text: exactly one output line per input "
-                            "line, in order (empty in, empty out).")
+    p = commands.add_parser(
+        "translate",
+        help="translate a text file, one line per line",
+        description="Translate text: exactly one output line per input "
+        "line, in order (empty in, empty out).",
+    )
     p.add_argument("--run-dir", required=True, type=Path, help="run directory of a trained model")
     p.add_argument("--input", default="-", help="text file (plain or .gz), or - for stdin")
     p.add_argument("--output", default="-", help="output file, or - for stdout")
-    p.add_argument("--errors", choices=("strict", "replace"), default="strict",
-                   help="invalid UTF-8 input: stop with file:line (strict) or use U+FFFD")
+    p.add_argument(
+        "--errors",
+        choices=("strict", "replace"),
+        default="strict",
+        help="invalid UTF-8 input: stop with file:line (strict) or use U+FFFD",
+    )
     _add_decoding_flags(p)
     p.set_defaults(run=_translate)
 
-    p = commands.add_parser("evaluate", help="score translations with sacreBLEU",
-                            description="Print BLEU, chrF, TER (sacreBLEU, with signatures) and "
-                            "lowercased Moses-tokenized BLEU. Give --hyp, or --run-dir and "
-                            "--source to translate and score in one go.")
+    p = commands.add_parser(
+        "evaluate",
+        help="score translations with sacreBLEU",
+        description="Print BLEU, chrF, TER (sacreBLEU, with signatures) and "
+        "lowercased Moses-tokenized BLEU. Give --hyp, or --run-dir and "
+        "--source to translate and score in one go.",
+    )
     p.add_argument("--ref", required=True, help="reference translations, one per line")
     p.add_argument("--hyp", help="system translations (with --run-dir: where to write them)")
     p.add_argument("--run-dir", type=Path, help="translate --source with this model first")
@@ -163,11 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decoding_flags(p)
     p.set_defaults(run=_evaluate)
 
-    p = commands.add_parser("demo", help="train and score the built-in toy task (no download)",
-                            description="Generate the toy English->German number-words task, "
-                            "train a small model, translate its held-out test set, print BLEU.")
-    p.add_argument("--run-dir", type=Path, default=Path("runs/demo"),
-                   help="where to put the toy data and the run (default: runs/demo)")
+    p = commands.add_parser(
+        "demo",
+        help="train and score the built-in toy task (no download)",
+        description="Generate the toy English->German number-words task, "
+        "train a small model, translate its held-out test set, print BLEU.",
+    )
+    p.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path("runs/demo"),
+        help="where to put the toy data and the run (default: runs/demo)",
+    )
     p.add_argument("--max-steps", type=int, help="training steps (default: the demo's 1200)")
     p.set_defaults(run=_demo)
     return parser

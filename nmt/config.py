@@ -157,11 +157,23 @@ class TrainingConfig:
             self.max_steps,
             "positive unless training.max_epochs or training.max_minutes is set",
         )
-        for name in ("log_every", "validate_every", "checkpoint_every", "keep_checkpoints",
-                     "valid_beam_size", "decay_steps"):
+        for name in (
+            "log_every",
+            "validate_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "valid_beam_size",
+            "decay_steps",
+        ):
             _require(getattr(self, name) > 0, f"training.{name}", getattr(self, name), "positive")
-        for name in ("warmup_steps", "max_steps", "max_epochs", "early_stopping_patience",
-                     "valid_max_sentences", "decay_start"):
+        for name in (
+            "warmup_steps",
+            "max_steps",
+            "max_epochs",
+            "early_stopping_patience",
+            "valid_max_sentences",
+            "decay_start",
+        ):
             _require(getattr(self, name) >= 0, f"training.{name}", getattr(self, name), ">= 0")
         _require(self.clip_norm > 0, "training.clip_norm", self.clip_norm, "positive")
         _require(0 < self.decay_rate <= 1, "training.decay_rate", self.decay_rate, "in (0, 1]")
@@ -191,8 +203,12 @@ class DecodingConfig:
         _require(
             self.coverage_penalty >= 0, "decoding.coverage_penalty", self.coverage_penalty, ">= 0"
         )
-        _require(self.max_length_ratio > 0, "decoding.max_length_ratio", self.max_length_ratio,
-                 "positive")
+        _require(
+            self.max_length_ratio > 0,
+            "decoding.max_length_ratio",
+            self.max_length_ratio,
+            "positive",
+        )
         _require(self.batch_size > 0, "decoding.batch_size", self.batch_size, "positive")
 
 
@@ -346,7 +362,7 @@ def shape_differences(old: Config, new: Config) -> list[str]:
             if f.name == "dropout":
                 continue
             if getattr(a, f.name) != getattr(b, f.name):
-                diffs.append(f"{section}.{f.name}: {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}")
+                diffs.append(
+                    f"{section}.{f.name}: {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}"
+                )
     return diffs
-
-

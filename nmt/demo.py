@@ -15,12 +15,27 @@ from nmt.training.trainer import train
 DEMO_SETTINGS = {
     "tokenizer": {"vocab_size": 100},
     "data": {"batch_size": 64, "max_source_length": 40, "max_target_length": 40},
-    "model": {"embedding_size": 64, "hidden_size": 128, "encoder_layers": 2,
-              "decoder_layers": 2, "dropout": 0.1, "input_feeding": True},
-    "training": {"learning_rate": 0.003, "max_steps": 1200, "max_epochs": 0, "log_every": 100,
-                 "validate_every": 400, "checkpoint_every": 400, "label_smoothing": 0.1,
-                 "decay": "exponential", "decay_start": 600, "decay_steps": 200,
-                 "decay_rate": 0.5},
+    "model": {
+        "embedding_size": 64,
+        "hidden_size": 128,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "dropout": 0.1,
+        "input_feeding": True,
+    },
+    "training": {
+        "learning_rate": 0.003,
+        "max_steps": 1200,
+        "max_epochs": 0,
+        "log_every": 100,
+        "validate_every": 400,
+        "checkpoint_every": 400,
+        "label_smoothing": 0.1,
+        "decay": "exponential",
+        "decay_start": 600,
+        "decay_steps": 200,
+        "decay_rate": 0.5,
+    },
     "decoding": {"beam_size": 5, "batch_size": 64},
 }
 
@@ -35,8 +50,10 @@ def run_demo(run_dir: str | Path, max_steps: int | None = None) -> dict:
     paths = write_toy_corpus(run_dir / "data")
     settings = {section: dict(values) for section, values in DEMO_SETTINGS.items()}
     settings["data"].update(
-        train_source=str(paths["train.en"]), train_target=str(paths["train.de"]),
-        valid_source=str(paths["valid.en"]), valid_target=str(paths["valid.de"]),
+        train_source=str(paths["train.en"]),
+        train_target=str(paths["train.de"]),
+        valid_source=str(paths["valid.en"]),
+        valid_target=str(paths["valid.de"]),
     )
     if max_steps is not None:
         settings["training"]["max_steps"] = max_steps

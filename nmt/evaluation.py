@@ -64,8 +64,11 @@ def score(hypotheses: Sequence[str], references: Sequence[str], lang: str = "en"
 
 
 def _entry(value, metric) -> dict:
-    return {"score": round(value.score, 2), "signature": str(metric.get_signature()),
-            "text": str(value)}
+    return {
+        "score": round(value.score, 2),
+        "signature": str(metric.get_signature()),
+        "text": str(value),
+    }
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:

@@ -13,11 +13,15 @@ from pathlib import Path
 
 from nmt.atomic import atomic_write_text
 
-_EN_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-             "fourteen fifteen sixteen seventeen eighteen nineteen").split()
+_EN_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
 _EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_DE_UNITS = ("null eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf dreizehn "
-             "vierzehn fünfzehn sechzehn siebzehn achtzehn neunzehn").split()
+_DE_UNITS = (
+    "null eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf dreizehn "
+    "vierzehn fünfzehn sechzehn siebzehn achtzehn neunzehn"
+).split()
 _DE_TENS = "_ _ zwanzig dreißig vierzig fünfzig sechzig siebzig achtzig neunzig".split()
 
 
@@ -59,13 +63,17 @@ def _sample_numbers(count: int, rng: random.Random) -> list[int]:
     return sorted(numbers, key=lambda _: rng.random())
 
 
-def write_toy_corpus(directory: str | Path, train: int = 20000, valid: int = 300,
-                     test: int = 500, seed: int = 1) -> dict[str, Path]:
+def write_toy_corpus(
+    directory: str | Path, train: int = 20000, valid: int = 300, test: int = 500, seed: int = 1
+) -> dict[str, Path]:
     """Writes {train,valid,test}.{en,de} with disjoint numbers; returns their paths."""
     directory = Path(directory)
     numbers = _sample_numbers(train + valid + test, random.Random(seed))
-    splits = {"train": numbers[:train], "valid": numbers[train : train + valid],
-              "test": numbers[train + valid :]}
+    splits = {
+        "train": numbers[:train],
+        "valid": numbers[train : train + valid],
+        "test": numbers[train + valid :],
+    }
     paths = {}
     for split, values in splits.items():
         for lang, spell in (("en", english), ("de", german)):

@@ -54,15 +54,22 @@ def tokenizer(toy_data, tmp_path_factory):
     from nmt.data.tokenizer import train_tokenizer
 
     return train_tokenizer(
-        [toy_data["train.en"]], [toy_data["train.de"]], tmp_path_factory.mktemp("spm"),
+        [toy_data["train.en"]],
+        [toy_data["train.de"]],
+        tmp_path_factory.mktemp("spm"),
         vocab_size=60,
     )
 
 
-def run_nmt(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run_nmt(
+    *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     """Runs the `nmt` command line as a user would, in a fresh process."""
     result = subprocess.run(
-        [sys.executable, "-m", "nmt", *args], input=input, capture_output=True, text=True,
+        [sys.executable, "-m", "nmt", *args],
+        input=input,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     if check and result.returncode != 0:

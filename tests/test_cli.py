@@ -9,11 +9,19 @@ BLEU_FLOOR = 45.0
 
 def test_trained_toy_model_reaches_a_bleu_floor_on_held_out_data(trained_run, toy_data, tmp_path):
     hyp = tmp_path / "test.hyp"
-    run_nmt("translate", "--run-dir", str(trained_run), "--input", str(toy_data["test.en"]),
-            "--output", str(hyp))
+    run_nmt(
+        "translate",
+        "--run-dir",
+        str(trained_run),
+        "--input",
+        str(toy_data["test.en"]),
+        "--output",
+        str(hyp),
+    )
     assert len(hyp.read_text().splitlines()) == len(toy_data["test.en"].read_text().splitlines())
-    result = run_nmt("evaluate", "--hyp", str(hyp), "--ref", str(toy_data["test.de"]),
-                     "--lang", "de", "--json")
+    result = run_nmt(
+        "evaluate", "--hyp", str(hyp), "--ref", str(toy_data["test.de"]), "--lang", "de", "--json"
+    )
     scores = json.loads(result.stdout)
     assert scores["bleu"]["score"] >= BLEU_FLOOR, scores["bleu"]
     assert "tok:13a" in scores["bleu"]["signature"]
@@ -29,8 +37,16 @@ def test_translate_streams_stdin_to_stdout_line_for_line(trained_run):
 
 
 def test_nbest_output_format(trained_run):
-    result = run_nmt("translate", "--run-dir", str(trained_run), "--beam-size", "3",
-                     "--n-best", "2", input="eight\nnine\n")
+    result = run_nmt(
+        "translate",
+        "--run-dir",
+        str(trained_run),
+        "--beam-size",
+        "3",
+        "--n-best",
+        "2",
+        input="eight\nnine\n",
+    )
     rows = [line.split(" ||| ") for line in result.stdout.splitlines()]
     assert [row[0] for row in rows] == ["0", "0", "1", "1"]
     assert all(len(row) == 3 for row in rows)
@@ -47,10 +63,24 @@ def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
     cases = [
         ("translate", "--run-dir", str(tmp_path / "missing")),
         ("evaluate", "--hyp", str(tmp_path / "nope"), "--ref", str(tmp_path / "nope")),
-        ("train", "--config", str(trained_run / "config.yaml"), "--run-dir", str(trained_run),
-         "--set", "model.hidden_size=128"),
-        ("train", "--config", str(trained_run / "config.yaml"), "--run-dir", str(tmp_path / "r"),
-         "--set", "model.hiden_size=64"),
+        (
+            "train",
+            "--config",
+            str(trained_run / "config.yaml"),
+            "--run-dir",
+            str(trained_run),
+            "--set",
+            "model.hidden_size=128",
+        ),
+        (
+            "train",
+            "--config",
+            str(trained_run / "config.yaml"),
+            "--run-dir",
+            str(tmp_path / "r"),
+            "--set",
+            "model.hiden_size=64",
+        ),
     ]
     for args in cases:
         result = run_nmt(*args, check=False)

@@ -12,8 +12,14 @@ TARGET_IN = tf.constant([[2, 5, 6, 7], [2, 7, 0, 0]], tf.int32)
 
 def tiny(**options) -> Seq2Seq:
     keras.utils.set_random_seed(0)
-    settings = dict(embedding_size=8, hidden_size=8, encoder_layers=3, decoder_layers=3,
-                    residual_start=1, dropout=0.2)
+    settings = dict(
+        embedding_size=8,
+        hidden_size=8,
+        encoder_layers=3,
+        decoder_layers=3,
+        residual_start=1,
+        dropout=0.2,
+    )
     settings.update(options)
     return build_model(ModelConfig(**settings), 20, 24)
 

@@ -5,8 +5,15 @@ from nmt.data.pipeline import training_dataset
 
 
 def _dataset(toy_data, tokenizer, **options):
-    settings = dict(max_source_length=100, max_target_length=100, batch_size=16, batch_tokens=0,
-                    bucket_width=4, shuffle_buffer=1000, seed=3)
+    settings = dict(
+        max_source_length=100,
+        max_target_length=100,
+        batch_size=16,
+        batch_tokens=0,
+        bucket_width=4,
+        shuffle_buffer=1000,
+        seed=3,
+    )
     settings.update(options)
     return training_dataset(toy_data["test.en"], toy_data["test.de"], tokenizer, **settings)
 
@@ -29,8 +36,10 @@ def test_batches_are_right_padded_with_bos_and_eos(toy_data, tokenizer):
         for row, n in zip(target_out, lengths, strict=True):
             assert row[n - 1] == EOS_ID and (row[n:] == PAD_ID).all()
         # target_in is target_out shifted right by one.
-        np.testing.assert_array_equal(target_in[:, 1:][target_out[:, 1:] != PAD_ID],
-                                      target_out[:, :-1][target_out[:, 1:] != PAD_ID])
+        np.testing.assert_array_equal(
+            target_in[:, 1:][target_out[:, 1:] != PAD_ID],
+            target_out[:, :-1][target_out[:, 1:] != PAD_ID],
+        )
 
 
 def test_length_buckets_keep_padding_low(toy_data, tokenizer):

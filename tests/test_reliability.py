@@ -42,7 +42,9 @@ def write_config(tmp_path: Path, toy_data, steps: int = 40) -> Path:
 def start_training(config: Path, run_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "nmt", "train", "--config", str(config), "--run-dir", str(run_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -67,21 +69,37 @@ def checkpoint_values(path: str) -> dict[str, np.ndarray]:
 def uninterrupted(toy_data, tmp_path_factory) -> dict[str, np.ndarray]:
     root = tmp_path_factory.mktemp("uninterrupted")
     config = write_config(root, toy_data)
-    subprocess.run([sys.executable, "-m", "nmt", "train", "--config", str(config), "--run-dir",
-                    str(root / "run")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nmt",
+            "train",
+            "--config",
+            str(config),
+            "--run-dir",
+            str(root / "run"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return checkpoint_values(str(root / "run" / "checkpoints" / "ckpt-40"))
 
 
 @pytest.mark.parametrize("kill_after", [7, 23])
-def test_sigkill_then_rerun_ends_with_identical_weights(toy_data, tmp_path, uninterrupted,
-                                                       kill_after):
+def test_sigkill_then_rerun_ends_with_identical_weights(
+    toy_data, tmp_path, uninterrupted, kill_after
+):
     config, run_dir = write_config(tmp_path, toy_data), tmp_path / "run"
     process = start_training(config, run_dir)
     wait_for_step(process, kill_after)
     process.kill()
     process.wait()
-    subprocess.run([sys.executable, "-m", "nmt", "train", "--config", str(config), "--run-dir",
-                    str(run_dir)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "nmt", "train", "--config", str(config), "--run-dir", str(run_dir)],
+        check=True,
+        capture_output=True,
+    )
     resumed = checkpoint_values(str(run_dir / "checkpoints" / "ckpt-40"))
     assert resumed.keys() == uninterrupted.keys()
     for key, value in uninterrupted.items():

@@ -59,9 +59,16 @@ def test_beam_finds_the_known_best_path_greedy_misses():
 
 
 def test_beam_size_one_equals_greedy():
-    greedy, beam = search(1), beam_search(
-        table_step_fn(trap_table()), tf.zeros([2, 1]), tf.fill([2], BOS_ID),
-        tf.constant([6, 6]), beam_size=1)
+    greedy, beam = (
+        search(1),
+        beam_search(
+            table_step_fn(trap_table()),
+            tf.zeros([2, 1]),
+            tf.fill([2], BOS_ID),
+            tf.constant([6, 6]),
+            beam_size=1,
+        ),
+    )
     np.testing.assert_array_equal(greedy.tokens, beam.tokens)
     np.testing.assert_allclose(greedy.scores, beam.scores, atol=1e-6)
 
@@ -71,8 +78,10 @@ def test_max_length_forces_the_end():
     table[:, A] = 1.0  # never ends by itself
     start, state = tf.fill([2], BOS_ID), tf.zeros([2, 1])
     limits = tf.constant([3, 5], tf.int32)
-    for result in (greedy_search(table_step_fn(table), state, start, limits),
-                   beam_search(table_step_fn(table), state, start, limits, beam_size=2)):
+    for result in (
+        greedy_search(table_step_fn(table), state, start, limits),
+        beam_search(table_step_fn(table), state, start, limits, beam_size=2),
+    ):
         # Lengths exclude EOS: at most limit - 1 real tokens.
         assert list(result.lengths.numpy()[:, 0]) == [2, 4]
 

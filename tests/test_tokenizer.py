@@ -13,13 +13,17 @@ def test_round_trip_is_lossless(tokenizer, toy_data):
 def test_special_ids_are_fixed(tokenizer):
     processor = tokenizer._source
     assert (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id()) == (
-        PAD_ID, UNK_ID, BOS_ID, EOS_ID,
+        PAD_ID,
+        UNK_ID,
+        BOS_ID,
+        EOS_ID,
     )
 
 
 def test_separate_models_per_side(toy_data, tmp_path):
-    built = train_tokenizer([toy_data["train.en"]], [toy_data["train.de"]], tmp_path,
-                            vocab_size=50, joint=False)
+    built = train_tokenizer(
+        [toy_data["train.en"]], [toy_data["train.de"]], tmp_path, vocab_size=50, joint=False
+    )
     loaded = Tokenizer.load(tmp_path)
     text = ["zwei und vierzig"]
     assert loaded.decode_target(loaded.encode_target(text)) == text

@@ -54,11 +54,14 @@ def test_beam_size_one_equals_greedy_on_the_model(translator):
     np.testing.assert_allclose(greedy.scores, beam.scores, rtol=1e-5)
 
 
-@pytest.mark.parametrize("settings", [
-    DecodingConfig(beam_size=3, n_best=2),
-    DecodingConfig(beam_size=4, coverage_penalty=0.2, length_penalty=1.0),
-    DecodingConfig(beam_size=1),
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        DecodingConfig(beam_size=3, n_best=2),
+        DecodingConfig(beam_size=4, coverage_penalty=0.2, length_penalty=1.0),
+        DecodingConfig(beam_size=1),
+    ],
+)
 def test_compiled_search_equals_eager(translator, settings):
     lines = ["twenty one", "four hundred thousand six", "seven"]
     source = np.zeros((3, 16), np.int32)

@@ -38,7 +38,9 @@ def _encoded_pairs(
                 yield np.asarray(src, np.int32), np.asarray(tgt, np.int32)
 
 
-def parallel_dataset(source: str | Path, target: str | Path, tokenizer: Tokenizer) -> tf.data.Dataset:
+def parallel_dataset(
+    source: str | Path, target: str | Path, tokenizer: Tokenizer
+) -> tf.data.Dataset:
     """Streams (source ids [T_s], target ids [T_t]) pairs from two aligned text files."""
     source, target = Path(source), Path(target)
     return tf.data.Dataset.from_generator(

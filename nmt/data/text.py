@@ -1,4 +1,4 @@
-"""Reading text files (plain or gzipped UTF-8), one sentence per line, with errors that name file:line.
+"""Reading text files (plain or gzipped UTF-8), one sentence per line; errors name file:line.
 
 Lines are split on "\\n" only (never on Unicode line separators), so the Nth line in is the Nth
 sentence out. A trailing "\\r" (CRLF files) and a byte-order mark on line 1 are removed.
@@ -21,7 +21,9 @@ Errors = Literal["strict", "replace"]
 
 def _open_binary(path: Path) -> BinaryIO:
     if str(path) == "-":
-        raise NmtError("reading '-' (standard input) is only supported by `nmt translate --input -`")
+        raise NmtError(
+            "reading '-' (standard input) is only supported by `nmt translate --input -`"
+        )
     if not path.is_file():
         raise NmtError(f"{path}: no such file")
     if path.suffix == ".gz":

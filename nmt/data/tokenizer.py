@@ -43,8 +43,10 @@ class Tokenizer:
             return cls(joint, joint)
         if (directory / SOURCE_MODEL).is_file() and (directory / TARGET_MODEL).is_file():
             return cls(_load_model(directory / SOURCE_MODEL), _load_model(directory / TARGET_MODEL))
-        raise NmtError(f"{directory}: no tokenizer model ({JOINT_MODEL} or {SOURCE_MODEL} + "
-                       f"{TARGET_MODEL}); train one with `nmt train`")
+        raise NmtError(
+            f"{directory}: no tokenizer model ({JOINT_MODEL} or {SOURCE_MODEL} + "
+            f"{TARGET_MODEL}); train one with `nmt train`"
+        )
 
     @property
     def source_vocab_size(self) -> int:
@@ -78,8 +80,10 @@ def _load_model(path: Path) -> spm.SentencePieceProcessor:
     except (OSError, RuntimeError) as error:
         raise NmtError(f"{path}: not a readable SentencePiece model ({error})") from None
     if processor.pad_id() != PAD_ID or processor.eos_id() != EOS_ID:
-        raise NmtError(f"{path}: SentencePiece model with other special ids than nmt's "
-                       f"(pad={PAD_ID}, unk={UNK_ID}, bos={BOS_ID}, eos={EOS_ID})")
+        raise NmtError(
+            f"{path}: SentencePiece model with other special ids than nmt's "
+            f"(pad={PAD_ID}, unk={UNK_ID}, bos={BOS_ID}, eos={EOS_ID})"
+        )
     return processor
 
 

@@ -98,8 +98,9 @@ def greedy_search(
     def body(t, tokens, state, finished, score, history):
         log_probs, state, _ = step_fn(tokens, state)
         force_eos = tf.logical_and(t >= max_lengths - 1, tf.logical_not(finished))
-        log_probs = tf.where(force_eos[:, None], _eos_only(log_probs, log_probs[:, EOS_ID]),
-                             log_probs)
+        log_probs = tf.where(
+            force_eos[:, None], _eos_only(log_probs, log_probs[:, EOS_ID]), log_probs
+        )
         next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         next_tokens = tf.where(finished, EOS_ID, next_tokens)
         gained = tf.gather(log_probs, next_tokens, batch_dims=1)
@@ -180,11 +181,13 @@ def beam_search(
         vocab = tf.shape(log_probs)[-1]
         log_probs = tf.reshape(log_probs, [batch, k, vocab])
         force_eos = tf.logical_and(t >= limits - 1, tf.logical_not(finished))
-        log_probs = tf.where(force_eos[..., None],
-                             _eos_only(log_probs, log_probs[..., EOS_ID]), log_probs)
+        log_probs = tf.where(
+            force_eos[..., None], _eos_only(log_probs, log_probs[..., EOS_ID]), log_probs
+        )
         # An ended hypothesis can only "emit" EOS again, at no cost: its score stays put.
-        log_probs = tf.where(finished[..., None],
-                             _eos_only(log_probs, tf.zeros_like(cum_log_probs)), log_probs)
+        log_probs = tf.where(
+            finished[..., None], _eos_only(log_probs, tf.zeros_like(cum_log_probs)), log_probs
+        )
         candidates = cum_log_probs[..., None] + log_probs  # [B, K, V]
         new_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)
         ranking = candidates / length_penalty(new_lengths, alpha)[..., None]
@@ -196,15 +199,25 @@ def beam_search(
         beams, next_tokens = flat // vocab, flat % vocab
         cum_log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), flat, batch_dims=1)
         lengths = tf.gather(new_lengths, beams, batch_dims=1)
-        finished = tf.logical_or(tf.gather(finished, beams, batch_dims=1),
-                                 tf.equal(next_tokens, EOS_ID))
+        finished = tf.logical_or(
+            tf.gather(finished, beams, batch_dims=1), tf.equal(next_tokens, EOS_ID)
+        )
         coverage = tf.gather(coverage, beams, batch_dims=1)
         history = tf.gather(history, beams, batch_dims=1)  # [B, K, T]
         history = tf.concat([history, next_tokens[..., None]], axis=-1)
         rows = tf.reshape(batch_offsets + beams, [-1])  # [B * K] rows to keep
         state = tf.nest.map_structure(lambda s: tf.gather(s, rows), state)
-        return (t + 1, tf.reshape(next_tokens, [-1]), state, cum_log_probs, lengths, finished,
-                coverage, scores, history)
+        return (
+            t + 1,
+            tf.reshape(next_tokens, [-1]),
+            state,
+            cum_log_probs,
+            lengths,
+            finished,
+            coverage,
+            scores,
+            history,
+        )
 
     def not_done(t, tokens, state, cum_log_probs, lengths, finished, *_):
         return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(finished)))

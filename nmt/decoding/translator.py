@@ -74,7 +74,9 @@ class Translator:
         tokenizer = Tokenizer.load(run_dir / "tokenizer")
         model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
         restore_weights(model, run_dir, checkpoint)
-        return cls(model, tokenizer, config.decoding, max_source_length=config.data.max_source_length)
+        return cls(
+            model, tokenizer, config.decoding, max_source_length=config.data.max_source_length
+        )
 
     def _search_function(self, settings: DecodingConfig):
         key = dataclasses.astuple(settings)

@@ -37,7 +37,9 @@ class Attention(keras.layers.Layer):
             else None
         )
         if score == "bahdanau":
-            self.query_projection = keras.layers.Dense(units, use_bias=False, name="query_projection")
+            self.query_projection = keras.layers.Dense(
+                units, use_bias=False, name="query_projection"
+            )
             self.energy = keras.layers.Dense(1, use_bias=False, name="energy")
 
     def build(self, input_shape=None):

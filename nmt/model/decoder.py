@@ -92,8 +92,9 @@ class Decoder(keras.layers.Layer):
             hidden_size, num_layers, residual_start=residual_start, dropout=dropout, name="rnn"
         )
         self.attention = Attention(hidden_size, attention, name="attention")
-        self.combine = keras.layers.Dense(hidden_size, activation="tanh", use_bias=False,
-                                          name="combine")
+        self.combine = keras.layers.Dense(
+            hidden_size, activation="tanh", use_bias=False, name="combine"
+        )
         self.dropout = keras.layers.Dropout(dropout)
         self.output_projection = (
             None if tie_output_embedding else keras.layers.Dense(vocab_size, name="output")
@@ -122,8 +123,8 @@ class Decoder(keras.layers.Layer):
         batch = ops.shape(encoder_states[0][0])[0]
         zeros = self.rnn.zero_state(batch)
         rnn = tuple(
-            encoder_states[l] if l < len(encoder_states) else zeros[l]
-            for l in range(self.num_layers)
+            encoder_states[layer] if layer < len(encoder_states) else zeros[layer]
+            for layer in range(self.num_layers)
         )
         return DecoderState(rnn=rnn, feed=ops.zeros((batch, self.hidden_size)))
 
@@ -151,8 +152,9 @@ class Decoder(keras.layers.Layer):
         """One decoding step: tokens [B] (previous outputs) -> logits [B, V]."""
         embedded = self.dropout(self.embedding(tokens), training=training)
         attentional, state, weights = self._step_attentional(embedded, state, memory, training)
-        return StepOutput(logits=self.project(attentional, training), state=state,
-                          attention=weights)
+        return StepOutput(
+            logits=self.project(attentional, training), state=state, attention=weights
+        )
 
     def call(self, target_in, state: DecoderState, memory: Memory, training=False):
         """Teacher-forced decoding of target_in [B, T_t] -> logits [B, T_t, V]."""

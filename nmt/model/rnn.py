@@ -50,9 +50,13 @@ class ResidualLSTMStack(keras.layers.Layer):
         self.dropout_rate = dropout
         # One attribute per layer (not a list): tf.train.Checkpoint only tracks attributes.
         for i in range(num_layers):
-            setattr(self, f"lstm_{i}", keras.layers.LSTM(
-                units, return_sequences=True, return_state=True, name=f"lstm_{i}"
-            ))
+            setattr(
+                self,
+                f"lstm_{i}",
+                keras.layers.LSTM(
+                    units, return_sequences=True, return_state=True, name=f"lstm_{i}"
+                ),
+            )
         self.dropout = keras.layers.Dropout(dropout)
 
     @property

@@ -48,11 +48,15 @@ def restore_latest(
             return path
         except _READ_ERRORS as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            print(f"nmt: warning: checkpoint {path} is unreadable ({message}); "
-                  "trying the previous one", file=sys.stderr)
+            print(
+                f"nmt: warning: checkpoint {path} is unreadable ({message}); "
+                "trying the previous one",
+                file=sys.stderr,
+            )
     if manager.checkpoints:
-        raise NmtError(f"no checkpoint in {manager.directory} could be read; "
-                       "remove the folder to start over")
+        raise NmtError(
+            f"no checkpoint in {manager.directory} could be read; remove the folder to start over"
+        )
     return None
 
 
@@ -82,7 +86,9 @@ def restore_weights(model: tf.Module, run_dir: str | Path, checkpoint: str | Non
             status.assert_existing_objects_matched()
             return path
         except _READ_ERRORS as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            first = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
             problems.append(f"{path}: {first}")
     raise NmtError(
         "cannot load the model weights (do the tokenizer and config match the checkpoint?): "

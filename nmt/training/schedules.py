@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warmup, then constant, inverse square root or exponential decay."""
+"""Learning-rate schedule: linear warmup, then constant, inverse-sqrt or exponential decay."""
 
 from __future__ import annotations
 

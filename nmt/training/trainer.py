@@ -74,8 +74,10 @@ def prepare_tokenizer(config: Config, run_dir: Path, log: Log) -> Tokenizer:
     directory = run_dir / "tokenizer"
     if directory.is_dir() and any(directory.glob("*.model")):
         return Tokenizer.load(directory)
-    log(f"training the SentencePiece tokenizer ({config.tokenizer.model_type}, "
-        f"{config.tokenizer.vocab_size} pieces)")
+    log(
+        f"training the SentencePiece tokenizer ({config.tokenizer.model_type}, "
+        f"{config.tokenizer.vocab_size} pieces)"
+    )
     t = config.tokenizer
     return train_tokenizer(
         [config.data.train_source],
@@ -93,8 +95,9 @@ def prepare_tokenizer(config: Config, run_dir: Path, log: Log) -> Tokenizer:
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     """Adam with the configured schedule and global-norm gradient clipping."""
     t = config.training
-    schedule = WarmupDecay(t.learning_rate, t.warmup_steps, t.decay, t.decay_start,
-                           t.decay_steps, t.decay_rate)
+    schedule = WarmupDecay(
+        t.learning_rate, t.warmup_steps, t.decay, t.decay_start, t.decay_steps, t.decay_rate
+    )
     return keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=t.clip_norm)
 
 
@@ -149,10 +152,17 @@ def validate(config: Config, tokenizer: Tokenizer, translator: Translator, eval_
     """Validation loss per target token and cased sacreBLEU of search outputs."""
     d = config.data
     dataset = training_dataset(
-        d.valid_source, d.valid_target, tokenizer,
-        max_source_length=d.max_source_length, max_target_length=d.max_target_length,
-        batch_size=d.batch_size, batch_tokens=d.batch_tokens, bucket_width=d.bucket_width,
-        shuffle_buffer=1, seed=0, shuffle=False,
+        d.valid_source,
+        d.valid_target,
+        tokenizer,
+        max_source_length=d.max_source_length,
+        max_target_length=d.max_target_length,
+        batch_size=d.batch_size,
+        batch_tokens=d.batch_tokens,
+        bucket_width=d.bucket_width,
+        shuffle_buffer=1,
+        seed=0,
+        shuffle=False,
     )
     loss_sum = tokens = 0.0
     for batch in dataset:
@@ -226,10 +236,16 @@ def _limit_reached(config: Config, step: int, seconds: float) -> str | None:
 def _epoch_batches(run: _Run, epoch: int) -> tf.data.Dataset:
     d = run.config.data
     dataset = training_dataset(
-        d.train_source, d.train_target, run.tokenizer,
-        max_source_length=d.max_source_length, max_target_length=d.max_target_length,
-        batch_size=d.batch_size, batch_tokens=d.batch_tokens, bucket_width=d.bucket_width,
-        shuffle_buffer=d.shuffle_buffer, seed=run.config.training.seed + epoch,
+        d.train_source,
+        d.train_target,
+        run.tokenizer,
+        max_source_length=d.max_source_length,
+        max_target_length=d.max_target_length,
+        batch_size=d.batch_size,
+        batch_tokens=d.batch_tokens,
+        bucket_width=d.bucket_width,
+        shuffle_buffer=d.shuffle_buffer,
+        seed=run.config.training.seed + epoch,
     )
     return dataset.skip(int(run.progress.batches_in_epoch))
 
@@ -270,8 +286,9 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
                 learning_rate = float(run.optimizer.learning_rate)
                 tf.summary.scalar("train/loss", window_loss / window_steps, step=step)
                 tf.summary.scalar("train/learning_rate", learning_rate, step=step)
-                tf.summary.scalar("train/target_tokens_per_second", window_tokens / seconds,
-                                  step=step)
+                tf.summary.scalar(
+                    "train/target_tokens_per_second", window_tokens / seconds, step=step
+                )
                 run.log(
                     f"step {step:>7} | epoch {epoch + 1} | loss {window_loss / window_steps:.3f}"
                     f" | lr {learning_rate:.2e} | {window_tokens / seconds:,.0f} tgt tok/s"
@@ -328,10 +345,15 @@ def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
     optimizer.build(model.trainable_variables)
     progress = TrainingProgress()
     # Dropout seed states are saved too, so a resumed run draws the same masks.
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, progress=progress,
-                                     rng=list(model.non_trainable_variables))
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, progress=progress, rng=list(model.non_trainable_variables)
+    )
     run = _Run(
-        config, run_dir, model, optimizer, progress,
+        config,
+        run_dir,
+        model,
+        optimizer,
+        progress,
         tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINTS), t.keep_checkpoints),
         tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / BEST), 1),
         tokenizer,
@@ -340,8 +362,10 @@ def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
     )
     restored = restore_latest(checkpoint, run.manager)
     if restored:
-        log(f"resuming from {restored}: step {int(optimizer.iterations)}, epoch "
-            f"{int(progress.epoch) + 1}, batch {int(progress.batches_in_epoch)}")
+        log(
+            f"resuming from {restored}: step {int(optimizer.iterations)}, epoch "
+            f"{int(progress.epoch) + 1}, batch {int(progress.batches_in_epoch)}"
+        )
     log(f"model: {model.count_params():,} parameters; run directory {run_dir}")
     writer = tf.summary.create_file_writer(str(run_dir / "logs"))
     with stop_requests() as signals, writer.as_default():

@@ -82,12 +82,22 @@ def fetch(name: str, out_dir: Path, data_dir: Path | None) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path,
-                        help="folder that already holds the official .gz files (no download)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data",
-                        help="where the verified files go (default: recipes/multi30k/data)")
-    parser.add_argument("--languages", default="en,de,fr",
-                        help="comma-separated language codes to fetch (default: en,de,fr)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder that already holds the official .gz files (no download)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).parent / "data",
+        help="where the verified files go (default: recipes/multi30k/data)",
+    )
+    parser.add_argument(
+        "--languages",
+        default="en,de,fr",
+        help="comma-separated language codes to fetch (default: en,de,fr)",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     languages = args.languages.split(",")

@@ -22,17 +22,23 @@ def main(run_dir: str) -> int:
     wall = (run / "train_wall_seconds.txt").read_text().strip()
     decoding = config["decoding"]
     print(f"# Results for {run}\n")
-    print(f"- training wall time: {int(wall) / 60:.1f} min (this run directory's last `nmt train`"
-          " call, start-up, validation and checkpoints included)")
+    print(
+        f"- training wall time: {int(wall) / 60:.1f} min (this run directory's last `nmt train`"
+        " call, start-up, validation and checkpoints included)"
+    )
     if stops:
         print(f"- stopped at step {stops[-1][0]} ({stops[-1][1]})")
     if speeds:
-        print(f"- training throughput: median {statistics.median(speeds[1:] or speeds):,.0f} "
-              "target tokens/s over the logged windows (first window excluded)")
+        print(
+            f"- training throughput: median {statistics.median(speeds[1:] or speeds):,.0f} "
+            "target tokens/s over the logged windows (first window excluded)"
+        )
     if params:
         print(f"- parameters: {params[-1]}")
-    print(f"- search: beam {decoding['beam_size']}, length penalty {decoding['length_penalty']}, "
-          f"coverage penalty {decoding['coverage_penalty']}\n")
+    print(
+        f"- search: beam {decoding['beam_size']}, length penalty {decoding['length_penalty']}, "
+        f"coverage penalty {decoding['coverage_penalty']}\n"
+    )
     print("| split | BLEU | chrF | TER | BLEU lc-tok | decode wall (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     signatures = {}
@@ -42,9 +48,11 @@ def main(run_dir: str) -> int:
             continue
         scores = json.loads(path.read_text())
         seconds = (run / f"{split}.decode_wall_seconds.txt").read_text().strip()
-        print(f"| {split} | {scores['bleu']['score']:.2f} | {scores['chrf']['score']:.2f} | "
-              f"{scores['ter']['score']:.2f} | {scores['bleu_tokenized']['score']:.2f} | "
-              f"{seconds} |")
+        print(
+            f"| {split} | {scores['bleu']['score']:.2f} | {scores['chrf']['score']:.2f} | "
+            f"{scores['ter']['score']:.2f} | {scores['bleu_tokenized']['score']:.2f} | "
+            f"{seconds} |"
+        )
         signatures = {k: v["signature"] for k, v in scores.items()}
     print()
     for name, signature in signatures.items():
