@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def _decoding_overrides(args: argparse.Namespace) -> dict:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from nmt.data.text import read_lines, read_stream
+    from nmt.atomic import atomic_path
+    from nmt.data.text import read_lines, read_stream, text_io
     from nmt.decoding.translator import Translator
 
     translator = Translator.load(args.run_dir, args.checkpoint)
@@ -54,21 +56,35 @@ def _translate(args: argparse.Namespace) -> int:
         chunk = 1 if sys.stdin.isatty() else 256
     else:
         lines, chunk = read_lines(args.input, args.errors), 1024
-    out = (
-        sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8", newline="\n")
-    )
-    try:
-        for index, nbest in enumerate(translator.translate_stream(lines, chunk, **settings)):
-            if n_best == 1:
-                out.write(nbest[0].text + "\n")
-            else:
-                out.writelines(f"{index} ||| {h.text} ||| {h.score:.4f}\n" for h in nbest)
-            if chunk == 1:
-                out.flush()
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    if args.output == "-":
+        _write_translations(
+            translator.translate_stream(lines, chunk, **settings),
+            text_io(sys.stdout.buffer),
+            n_best,
+            flush_each=chunk == 1,
+        )
+        return 0
+    if args.input != "-" and Path(args.input).resolve() == Path(args.output).resolve():
+        raise NmtError(f"--output {args.output} is the input file; choose another name")
+    # Written under a temporary name: a crash never leaves a half-translated file behind.
+    with atomic_path(args.output) as tmp, open(tmp, "wb") as raw:
+        out = text_io(raw)
+        _write_translations(translator.translate_stream(lines, chunk, **settings), out, n_best)
+        out.flush()
+        out.detach()
     return 0
+
+
+def _write_translations(results, out, n_best: int, flush_each: bool = False) -> None:
+    """One line per input (n-best: n lines 'INDEX ||| TEXT ||| SCORE' per input)."""
+    for index, nbest in enumerate(results):
+        if n_best == 1:
+            out.write(nbest[0].text + "\n")
+        else:
+            out.writelines(f"{index} ||| {h.text} ||| {h.score:.4f}\n" for h in nbest)
+        if flush_each:
+            out.flush()
+    out.flush()
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -238,8 +254,6 @@ def _import_tensorflow_quietly() -> None:
     TensorFlow's C++ start-up (CUDA probing on CPU-only machines, absl's pre-init notice) writes
     to fd 2 regardless of TF_CPP_MIN_LOG_LEVEL, burying our one-line messages.
     """
-    import os
-
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -268,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nmt: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
+    except BrokenPipeError:  # `nmt translate | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
 

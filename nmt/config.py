@@ -78,6 +78,12 @@ class DataConfig:
             _require(getattr(self, name) > 0, f"data.{name}", getattr(self, name), "positive")
         _require(self.batch_size >= 0, "data.batch_size", self.batch_size, ">= 0")
         _require(
+            bool(self.valid_source) == bool(self.valid_target),
+            "data.valid_target" if self.valid_source else "data.valid_source",
+            self.valid_target if self.valid_source else self.valid_source,
+            "set too (validation needs both sides)",
+        )
+        _require(
             self.batch_size > 0 or self.batch_tokens > 0,
             "data.batch_tokens",
             self.batch_tokens,
@@ -176,6 +182,8 @@ class TrainingConfig:
         ):
             _require(getattr(self, name) >= 0, f"training.{name}", getattr(self, name), ">= 0")
         _require(self.clip_norm > 0, "training.clip_norm", self.clip_norm, "positive")
+        _require(self.max_minutes >= 0, "training.max_minutes", self.max_minutes, ">= 0")
+        _require(0 <= self.seed < 2**31, "training.seed", self.seed, "in [0, 2**31)")
         _require(0 < self.decay_rate <= 1, "training.decay_rate", self.decay_rate, "in (0, 1]")
 
 
@@ -210,6 +218,12 @@ class DecodingConfig:
             "positive",
         )
         _require(self.batch_size > 0, "decoding.batch_size", self.batch_size, "positive")
+        _require(
+            self.max_length_offset >= 0,
+            "decoding.max_length_offset",
+            self.max_length_offset,
+            ">= 0",
+        )
 
 
 @dataclass(frozen=True)

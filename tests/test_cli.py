@@ -60,8 +60,11 @@ def test_finished_run_resumes_instead_of_starting_over(trained_run, tmp_path):
 
 
 def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
+    same = tmp_path / "same.txt"
+    same.write_text("seven\n")
     cases = [
         ("translate", "--run-dir", str(tmp_path / "missing")),
+        ("translate", "--run-dir", str(trained_run), "--input", str(same), "--output", str(same)),
         ("evaluate", "--hyp", str(tmp_path / "nope"), "--ref", str(tmp_path / "nope")),
         (
             "train",
@@ -87,9 +90,10 @@ def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("nmt: error: "), result.stderr
-    changed = run_nmt(*cases[2], check=False).stderr
+    assert same.read_text() == "seven\n"  # the input survived
+    changed = run_nmt(*cases[3], check=False).stderr
     assert "model.hidden_size: 64 -> 128" in changed
-    assert "unknown config key model.hiden_size" in run_nmt(*cases[3], check=False).stderr
+    assert "unknown config key model.hiden_size" in run_nmt(*cases[4], check=False).stderr
 
 
 def test_help_explains_every_subcommand():

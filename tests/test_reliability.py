@@ -148,7 +148,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
         return loss_sum * float("nan"), tokens
 
     monkeypatch.setattr(trainer, "masked_cross_entropy", poisoned)
-    with pytest.raises(NmtError, match="loss is nan at step 11"):
+    with pytest.raises(NmtError, match=r"loss is nan .*at step 11"):
         trainer.train(load_config(write_config(tmp_path, toy_data, steps=30)), run_dir)
     state = tf.train.get_checkpoint_state(str(run_dir / "checkpoints"))
     assert state.model_checkpoint_path.endswith("ckpt-10")

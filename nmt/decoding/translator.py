@@ -26,6 +26,11 @@ from nmt.model.seq2seq import Seq2Seq, build_model
 from nmt.training.checkpoint import restore_weights
 
 
+def _one_line(text: str) -> str:
+    """Byte-fallback pieces can decode to line breaks; one input must stay one output line."""
+    return text.replace("\r", " ").replace("\n", " ")
+
+
 class Hypothesis(NamedTuple):
     text: str
     score: float
@@ -92,7 +97,7 @@ class Translator:
         memory, state = self.model.encode(source)
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, PAD_ID), tf.float32), axis=1)
         max_lengths = tf.cast(lengths * settings.max_length_ratio, tf.int32)
-        max_lengths += settings.max_length_offset
+        max_lengths = tf.maximum(max_lengths + settings.max_length_offset, 1)
         start = tf.fill(tf.shape(source)[:1], BOS_ID)
         k = settings.beam_size
         if k > 1:
@@ -122,8 +127,8 @@ class Translator:
             if len(ids) > self.max_source_length:
                 self.truncated += 1
                 print(
-                    f"nmt: warning: input {i + 1} of this batch has {len(ids)} pieces; "
-                    f"translating its first {self.max_source_length}",
+                    f'nmt: warning: an input of {len(ids)} pieces ("{sentences[i][:40]}...") '
+                    f"is truncated to its first {self.max_source_length} pieces",
                     file=sys.stderr,
                 )
                 encoded[i] = ids[: self.max_source_length]
@@ -156,7 +161,9 @@ class Translator:
                 texts = self.tokenizer.decode_target(
                     [tokens[row, n, : lengths[row, n]] for n in range(settings.n_best)]
                 )
-                results[i] = [Hypothesis(t, float(s)) for t, s in zip(texts, scores[row])]
+                results[i] = [
+                    Hypothesis(_one_line(t), float(s)) for t, s in zip(texts, scores[row])
+                ]
         return results
 
     def translate(self, sentences: Sequence[str], **settings) -> list[str]:

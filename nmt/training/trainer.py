@@ -72,8 +72,11 @@ def prepare_run_dir(config: Config, run_dir: Path) -> bool:
 def prepare_tokenizer(config: Config, run_dir: Path, log: Log) -> Tokenizer:
     """Loads the run's tokenizer, training it from the training files the first time."""
     directory = run_dir / "tokenizer"
-    if directory.is_dir() and any(directory.glob("*.model")):
-        return Tokenizer.load(directory)
+    if directory.is_dir():
+        try:
+            return Tokenizer.load(directory)
+        except NmtError:  # incomplete (killed between two model files): train it again
+            pass
     log(
         f"training the SentencePiece tokenizer ({config.tokenizer.model_type}, "
         f"{config.tokenizer.vocab_size} pieces)"
@@ -112,7 +115,9 @@ def make_train_step(model, optimizer, label_smoothing: float, jit_compile: bool 
             loss = loss_sum / tokens
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss, tokens
+        # An infinite gradient norm makes clipping yield NaN weights although the loss
+        # (computed before the update) is finite; the caller checks both.
+        return loss, tokens, tf.linalg.global_norm(gradients)
 
     return train_step
 
@@ -224,6 +229,20 @@ def _validate_and_keep_best(run: _Run, eval_step, step: int) -> str | None:
     return None
 
 
+def _recall_best_bleu(run: _Run) -> None:
+    """After a crash, best/ may be newer than the checkpoint resumed from: never overwrite it
+    with a worse model."""
+    path = run.run_dir / "best.json"
+    if path.is_file():
+        try:
+            best = json.loads(path.read_text(encoding="utf-8"))
+            if float(best["bleu"]) > float(run.progress.best_bleu):
+                run.progress.best_bleu.assign(float(best["bleu"]))
+                run.progress.best_step.assign(int(best["step"]))
+        except (ValueError, KeyError, TypeError):
+            run.log(f"nmt: warning: {path} is unreadable; ignoring it")
+
+
 def _limit_reached(config: Config, step: int, seconds: float) -> str | None:
     t = config.training
     if t.max_steps and step >= t.max_steps:
@@ -268,11 +287,12 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
             return limit
         batches_at_start = int(p.batches_in_epoch)
         for batch in _epoch_batches(run, epoch):
-            loss, tokens = train_step(batch)
+            loss, tokens, gradient_norm = train_step(batch)
             step, loss = int(run.optimizer.iterations), float(loss)
-            if not math.isfinite(loss):
+            if not (math.isfinite(loss) and math.isfinite(float(gradient_norm))):
                 raise NmtError(
-                    f"training diverged: the loss is {loss} at step {step}; nothing was saved "
+                    f"training diverged: the loss is {loss} (gradient norm "
+                    f"{float(gradient_norm)}) at step {step}; nothing was saved "
                     f"after the last good checkpoint in {run.run_dir / CHECKPOINTS}. Lower "
                     "training.learning_rate or training.clip_norm and run again to resume"
                 )
@@ -295,10 +315,10 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
                     f" | {_format_seconds(float(p.train_seconds))}"
                 )
             stopped = None
+            if step % t.checkpoint_every == 0:  # before validation, which may be slow
+                run.manager.save(checkpoint_number=step)
             if has_valid and step % t.validate_every == 0:
                 stopped = _validate_and_keep_best(run, eval_step, step)
-            if step % t.checkpoint_every == 0:
-                run.manager.save(checkpoint_number=step)
             stopped = stopped or _limit_reached(run.config, step, float(p.train_seconds))
             if signals:
                 stopped = "signal"
@@ -333,10 +353,14 @@ def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
     """
     run_dir = Path(run_dir)
     d, t = config.data, config.training
-    check_parallel(d.train_source, d.train_target)
+    if not (d.train_source and d.train_target):
+        raise NmtError("the config must set data.train_source and data.train_target")
     has_valid = bool(d.valid_source and d.valid_target)
-    if has_valid:
-        check_parallel(d.valid_source, d.valid_target)
+    for pair in [(d.train_source, d.train_target)] + has_valid * [(d.valid_source, d.valid_target)]:
+        check_parallel(*pair)
+        for path in pair:
+            for _ in read_lines(path):  # invalid UTF-8 is reported now, not mid-training
+                pass
     prepare_run_dir(config, run_dir)
     keras.utils.set_random_seed(t.seed)
     tokenizer = prepare_tokenizer(config, run_dir, log)
@@ -361,6 +385,7 @@ def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
         log,
     )
     restored = restore_latest(checkpoint, run.manager)
+    _recall_best_bleu(run)
     if restored:
         log(
             f"resuming from {restored}: step {int(optimizer.iterations)}, epoch "
