@@ -67,7 +67,7 @@ def bench_train(args: argparse.Namespace) -> dict:
             seed=config.training.seed + done,
         )
         for batch in dataset:
-            loss, batch_tokens = step(batch)
+            loss, batch_tokens, _ = step(batch)
             float(loss)  # wait for the step to finish
             done += 1
             if done == args.warmup:
