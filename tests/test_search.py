@@ -125,3 +125,14 @@ def test_search_compiles_to_the_same_result():
     eager = search(3, n_best=2)
     for a, b in zip(compiled, eager, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_search_stops_once_no_live_beam_can_win():
+    # After step 2, B EOS (p = 0.4) leads and every live beam is already below it, so the
+    # search ends long before the length limit of 50 instead of growing the losers.
+    step = table_step_fn(trap_table())
+    result = beam_search(
+        step, tf.zeros([1, 1]), tf.fill([1], BOS_ID), tf.constant([50]), beam_size=3
+    )
+    assert result.tokens.shape[-1] <= 3
+    assert list(result.tokens.numpy()[0, 0, : result.lengths.numpy()[0, 0]]) == [B]

@@ -142,7 +142,8 @@ def beam_search(
     """Batched beam search with the GNMT length and coverage penalties.
 
     Finished hypotheses keep their beam slot and compete with live ones at every step; the
-    search stops when all K beams of every sentence have ended (or at the length limit).
+    search stops when the n_best highest-scoring beams of every sentence have ended (or at
+    the length limit).
 
     Args:
         step_fn: see the module docstring, with N = B * K; anything it closes over (the source
@@ -219,8 +220,16 @@ def beam_search(
             history,
         )
 
-    def not_done(t, tokens, state, cum_log_probs, lengths, finished, *_):
-        return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(finished)))
+    def not_done(t, tokens, state, cum_log_probs, lengths, finished, coverage, scores, history):
+        # A sentence is done once its n_best leaders have ended and no live beam can still
+        # beat them: a live score only falls as tokens are added, so cum_log_prob / lp(limit)
+        # bounds what it can reach (the coverage penalty is <= 0). Waiting instead for every
+        # beam to end would decode the weakest ones up to the length limit.
+        bound = tf.where(finished, _NEG_INF, cum_log_probs / length_penalty(limits, alpha))
+        leaders_done = tf.reduce_all(finished[:, :n_best], axis=1)
+        unbeatable = scores[:, n_best - 1] >= tf.reduce_max(bound, axis=1)
+        all_done = tf.reduce_all(tf.logical_and(leaders_done, unbeatable))
+        return tf.logical_and(t < max_steps, tf.logical_not(all_done))
 
     initial = (
         tf.constant(0),
