@@ -136,3 +136,20 @@ def test_search_stops_once_no_live_beam_can_win():
     )
     assert result.tokens.shape[-1] <= 3
     assert list(result.tokens.numpy()[0, 0, : result.lengths.numpy()[0, 0]]) == [B]
+
+
+def test_an_ended_hypothesis_pushed_out_of_the_beam_is_still_returned():
+    # BOS -> EOS (p = 0.06) ends at step 0, then loses its slot to two live beams through
+    # "a" (0.9), whose every completion ends up less likely than 0.06.
+    a, b, c, d = 4, 5, 6, 7
+    table = np.full((8, 8), 1e-20)
+    table[BOS_ID, [a, EOS_ID, b]] = [0.9, 0.06, 0.04]
+    table[a, [c, d, EOS_ID]] = [0.5, 0.45, 0.05]
+    table[[c, d], c] = table[[c, d], d] = 0.49
+    table[[c, d], EOS_ID] = 0.02
+    table[EOS_ID, EOS_ID] = 1.0
+    result = beam_search(
+        table_step_fn(table), tf.zeros([1, 1]), tf.fill([1], BOS_ID), tf.constant([5]), beam_size=2
+    )
+    assert result.lengths.numpy()[0, 0] == 0
+    assert float(result.scores[0, 0]) == pytest.approx(math.log(0.06), abs=1e-5)

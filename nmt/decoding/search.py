@@ -141,9 +141,10 @@ def beam_search(
 ) -> SearchResult:
     """Batched beam search with the GNMT length and coverage penalties.
 
-    Finished hypotheses keep their beam slot and compete with live ones at every step; the
-    search stops when the n_best highest-scoring beams of every sentence have ended (or at
-    the length limit).
+    Finished hypotheses keep their beam slot and compete with live ones at every step (so
+    K = 1 is exactly greedy search); each hypothesis is also copied, as it ends, into an n-best
+    pool that keeps it even after live beams push it out of the beam. A sentence is done when
+    no live beam can beat its pool any more (or at the length limit).
 
     Args:
         step_fn: see the module docstring, with N = B * K; anything it closes over (the source
@@ -177,7 +178,18 @@ def beam_search(
     limits = max_lengths[:, None]  # [B, 1]
     batch_offsets = (tf.range(batch) * k)[:, None]  # [B, 1] start of each sentence's beams
 
-    def body(t, tokens, state, cum_log_probs, lengths, finished, coverage, scores, history):
+    def body(
+        t,
+        tokens,
+        state,
+        cum_log_probs,
+        lengths,
+        finished,
+        coverage,
+        history,
+        kept_scores,
+        kept_history,
+    ):
         log_probs, state, attention = step_fn(tokens, state)
         vocab = tf.shape(log_probs)[-1]
         log_probs = tf.reshape(log_probs, [batch, k, vocab])
@@ -200,14 +212,20 @@ def beam_search(
         beams, next_tokens = flat // vocab, flat % vocab
         cum_log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), flat, batch_dims=1)
         lengths = tf.gather(new_lengths, beams, batch_dims=1)
-        finished = tf.logical_or(
-            tf.gather(finished, beams, batch_dims=1), tf.equal(next_tokens, EOS_ID)
-        )
+        was_finished = tf.gather(finished, beams, batch_dims=1)
+        finished = tf.logical_or(was_finished, tf.equal(next_tokens, EOS_ID))
         coverage = tf.gather(coverage, beams, batch_dims=1)
         history = tf.gather(history, beams, batch_dims=1)  # [B, K, T]
         history = tf.concat([history, next_tokens[..., None]], axis=-1)
         rows = tf.reshape(batch_offsets + beams, [-1])  # [B * K] rows to keep
         state = tf.nest.map_structure(lambda s: tf.gather(s, rows), state)
+        # Hypotheses that end now join the n-best pool [B, N], so a finished hypothesis
+        # that later loses its beam slot to live ones is never lost.
+        ended_now = tf.logical_and(finished, tf.logical_not(was_finished))
+        pool_scores = tf.concat([kept_scores, tf.where(ended_now, scores, _NEG_INF)], axis=1)
+        pool_history = tf.concat([tf.pad(kept_history, [[0, 0], [0, 0], [0, 1]]), history], 1)
+        kept_scores, picked = tf.math.top_k(pool_scores, k=n_best)  # ties keep the older one
+        kept_history = tf.gather(pool_history, picked, batch_dims=1)
         return (
             t + 1,
             tf.reshape(next_tokens, [-1]),
@@ -216,20 +234,30 @@ def beam_search(
             lengths,
             finished,
             coverage,
-            scores,
             history,
+            kept_scores,
+            kept_history,
         )
 
-    def not_done(t, tokens, state, cum_log_probs, lengths, finished, coverage, scores, history):
-        # A sentence is done once its n_best leaders have ended and no live beam can still
-        # beat them: a live score only falls as tokens are added, so cum_log_prob / lp(limit)
-        # bounds what it can reach (the coverage penalty is <= 0). Waiting instead for every
-        # beam to end would decode the weakest ones up to the length limit.
+    def not_done(
+        t,
+        tokens,
+        state,
+        cum_log_probs,
+        lengths,
+        finished,
+        coverage,
+        history,
+        kept_scores,
+        kept_history,
+    ):
+        # A sentence is done once no live beam can beat its n-th kept hypothesis: a live score
+        # only falls as tokens are added, so cum_log_prob / lp(limit) bounds what it can reach
+        # (the coverage penalty is <= 0). Waiting instead for every beam to end would decode
+        # the weakest ones up to the length limit.
         bound = tf.where(finished, _NEG_INF, cum_log_probs / length_penalty(limits, alpha))
-        leaders_done = tf.reduce_all(finished[:, :n_best], axis=1)
-        unbeatable = scores[:, n_best - 1] >= tf.reduce_max(bound, axis=1)
-        all_done = tf.reduce_all(tf.logical_and(leaders_done, unbeatable))
-        return tf.logical_and(t < max_steps, tf.logical_not(all_done))
+        unbeatable = kept_scores[:, n_best - 1] >= tf.reduce_max(bound, axis=1)
+        return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(unbeatable)))
 
     initial = (
         tf.constant(0),
@@ -239,11 +267,15 @@ def beam_search(
         tf.zeros([batch, k], tf.int32),
         tf.zeros([batch, k], tf.bool),
         coverage,
-        tf.zeros([batch, k]),
         tf.zeros([batch, k, 0], tf.int32),
+        tf.fill([batch, n_best], _NEG_INF),
+        tf.zeros([batch, n_best, 0], tf.int32),
     )
     invariants = tf.nest.map_structure(_batch_free_shape, initial)
-    invariants = (*invariants[:-1], tf.TensorShape([None, k, None]))  # history grows in time
-    *_, scores, history = tf.while_loop(not_done, body, initial, shape_invariants=invariants)
-    tokens, lengths = _finalize(history[:, :n_best])
-    return SearchResult(tokens, lengths, scores[:, :n_best])
+    grows = (tf.TensorShape([None, k, None]), invariants[-2], tf.TensorShape([None, n_best, None]))
+    invariants = (*invariants[:-3], *grows)  # the histories grow in time
+    *_, kept_scores, kept_history = tf.while_loop(
+        not_done, body, initial, shape_invariants=invariants
+    )
+    tokens, lengths = _finalize(kept_history)
+    return SearchResult(tokens, lengths, kept_scores)
