@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -278,6 +279,12 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
     p = run.progress
     clock_start = time.monotonic() - float(p.train_seconds)
     window_tokens, window_start, window_loss, window_steps = 0.0, time.monotonic(), 0.0, 0
+    # On a terminal, a live bar between the log lines (which stay the record in files).
+    bar = (
+        keras.utils.Progbar(t.max_steps or None, stateful_metrics=["loss", "tgt tok/s"])
+        if sys.stdout.isatty()
+        else None
+    )
     while True:
         epoch = int(p.epoch)
         if t.max_epochs and epoch >= t.max_epochs:
@@ -301,7 +308,12 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
             window_tokens += float(tokens)
             window_loss += loss
             window_steps += 1
+            if bar is not None:
+                rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
+                bar.update(step, [("loss", window_loss / window_steps), ("tgt tok/s", rate)])
             if step % t.log_every == 0:
+                if bar is not None:
+                    print()
                 seconds = time.monotonic() - window_start
                 learning_rate = float(run.optimizer.learning_rate)
                 tf.summary.scalar("train/loss", window_loss / window_steps, step=step)
