@@ -37,9 +37,13 @@ def bench_train(args: argparse.Namespace) -> dict:
     import keras
 
     from nmt.config import load_config
-    from nmt.data.pipeline import training_dataset
     from nmt.model.seq2seq import build_model
-    from nmt.training.trainer import make_optimizer, make_train_step, prepare_tokenizer
+    from nmt.training.trainer import (
+        batches,
+        make_optimizer,
+        make_train_step,
+        prepare_tokenizer,
+    )
 
     config = load_config(args.config, args.set)
     keras.utils.set_random_seed(config.training.seed)
@@ -54,17 +58,8 @@ def bench_train(args: argparse.Namespace) -> dict:
     windows, tokens, sources, sentences, started = [], 0.0, 0.0, 0, None
     done = 0
     while done < args.steps:
-        dataset = training_dataset(
-            d.train_source,
-            d.train_target,
-            tokenizer,
-            max_source_length=d.max_source_length,
-            max_target_length=d.max_target_length,
-            batch_size=d.batch_size,
-            batch_tokens=d.batch_tokens,
-            bucket_width=d.bucket_width,
-            shuffle_buffer=d.shuffle_buffer,
-            seed=config.training.seed + done,
+        dataset = batches(
+            config, tokenizer, d.train_source, d.train_target, seed=config.training.seed + done
         )
         for batch in dataset:
             loss, batch_tokens, _ = step(batch)

@@ -157,19 +157,7 @@ class Validation(NamedTuple):
 def validate(config: Config, tokenizer: Tokenizer, translator: Translator, eval_step) -> Validation:
     """Validation loss per target token and cased sacreBLEU of search outputs."""
     d = config.data
-    dataset = training_dataset(
-        d.valid_source,
-        d.valid_target,
-        tokenizer,
-        max_source_length=d.max_source_length,
-        max_target_length=d.max_target_length,
-        batch_size=d.batch_size,
-        batch_tokens=d.batch_tokens,
-        bucket_width=d.bucket_width,
-        shuffle_buffer=1,
-        seed=0,
-        shuffle=False,
-    )
+    dataset = batches(config, tokenizer, d.valid_source, d.valid_target, shuffle=False)
     loss_sum = tokens = 0.0
     for batch in dataset:
         batch_loss, batch_tokens = eval_step(batch)
@@ -253,18 +241,39 @@ def _limit_reached(config: Config, step: int, seconds: float) -> str | None:
     return None
 
 
-def _epoch_batches(run: _Run, epoch: int) -> tf.data.Dataset:
-    d = run.config.data
-    dataset = training_dataset(
-        d.train_source,
-        d.train_target,
-        run.tokenizer,
+def batches(
+    config: Config,
+    tokenizer: Tokenizer,
+    source: str,
+    target: str,
+    seed: int = 0,
+    shuffle: bool = True,
+) -> tf.data.Dataset:
+    """`training_dataset` with the config's data settings (one epoch)."""
+    d = config.data
+    return training_dataset(
+        source,
+        target,
+        tokenizer,
         max_source_length=d.max_source_length,
         max_target_length=d.max_target_length,
         batch_size=d.batch_size,
         batch_tokens=d.batch_tokens,
         bucket_width=d.bucket_width,
         shuffle_buffer=d.shuffle_buffer,
+        seed=seed,
+        shuffle=shuffle,
+    )
+
+
+def _epoch_batches(run: _Run, epoch: int) -> tf.data.Dataset:
+    """Epoch `epoch` from the batch where the run stopped (the order depends on seed + epoch)."""
+    d = run.config.data
+    dataset = batches(
+        run.config,
+        run.tokenizer,
+        d.train_source,
+        d.train_target,
         seed=run.config.training.seed + epoch,
     )
     return dataset.skip(int(run.progress.batches_in_epoch))
@@ -292,6 +301,9 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
         limit = _limit_reached(run.config, int(run.optimizer.iterations), float(p.train_seconds))
         if limit:  # a finished run that is started again stops at once
             return limit
+        patience = t.early_stopping_patience
+        if patience and int(p.validations_without_gain) >= patience:
+            return "early_stopping"
         batches_at_start = int(p.batches_in_epoch)
         for batch in _epoch_batches(run, epoch):
             loss, tokens, gradient_norm = train_step(batch)
@@ -405,10 +417,12 @@ def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
         )
     log(f"model: {model.count_params():,} parameters; run directory {run_dir}")
     writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+    first_step = int(optimizer.iterations)
     with stop_requests() as signals, writer.as_default():
         stopped = _train_loop(run, signals)
         step = int(optimizer.iterations)
-        if stopped != "signal" and has_valid and step % t.validate_every:
+        trained = step > first_step  # a finished run started again has nothing new to validate
+        if stopped != "signal" and has_valid and trained and step % t.validate_every:
             _validate_and_keep_best(run, make_eval_step(model), step)
         if run.manager.latest_checkpoint != str(run_dir / CHECKPOINTS / f"ckpt-{step}"):
             run.manager.save(checkpoint_number=step)
