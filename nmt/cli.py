@@ -123,6 +123,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _average(args: argparse.Namespace) -> int:
+    from nmt.training.averaging import average_checkpoints
+
+    path = average_checkpoints(args.run_dir, args.checkpoint or None, args.last)
+    print(f"averaged checkpoint: {path}")
+    print(f"use it with: nmt translate --run-dir {args.run_dir} --checkpoint {path}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from nmt.demo import run_demo
 
@@ -230,6 +239,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     _add_decoding_flags(p)
     p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser(
+        "average",
+        help="average the weights of several checkpoints",
+        description="Write the mean of several checkpoints' weights to RUN_DIR/averaged/.",
+    )
+    p.add_argument("--run-dir", required=True, type=Path, help="run directory of a trained model")
+    p.add_argument(
+        "--last", type=int, default=3, help="average the newest N training checkpoints (default 3)"
+    )
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="a checkpoint prefix to average instead (repeatable)",
+    )
+    p.set_defaults(run=_average)
 
     p = commands.add_parser(
         "demo",
