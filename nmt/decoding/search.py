@@ -5,7 +5,8 @@ None), where N = B for greedy and N = B * K for beam search, and `state` is any 
 whose leading dimension is N. Both searches are `tf.while_loop`s, so they can run inside one
 `tf.function` (the Translator compiles them).
 
-Beam hypotheses are ranked by the GNMT score (Wu et al., 2016, eq. 14):
+Beam hypotheses are ranked by the GNMT score (Wu et al., 2016, eq. 14), the coverage term
+only once a hypothesis ends:
     s(Y, X) = log P(Y|X) / lp(Y) + cp(X; Y),
     lp(Y) = ((5 + |Y|) / 6) ** alpha,
     cp(X; Y) = beta * sum_i log(min(sum_j p_ij, 1)),
@@ -207,7 +208,11 @@ def beam_search(
         if use_coverage:
             attention = tf.reshape(attention, tf.shape(coverage))
             coverage = coverage + tf.where(finished[..., None], 0.0, attention)
-            ranking += coverage_penalty(coverage, mask, beta)[..., None]
+            # Only complete hypotheses (those ending with EOS) pay the coverage penalty: on
+            # partial ones it mostly measures how far they have got, not what they missed.
+            ends = tf.one_hot(EOS_ID, vocab, on_value=True, off_value=False)
+            penalty = coverage_penalty(coverage, mask, beta)[..., None]
+            ranking += tf.where(ends, penalty, 0.0)
         scores, flat = tf.math.top_k(tf.reshape(ranking, [batch, -1]), k=k)  # [B, K]
         beams, next_tokens = flat // vocab, flat % vocab
         cum_log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), flat, batch_dims=1)
