@@ -101,3 +101,37 @@ def test_help_explains_every_subcommand():
         text = run_nmt(command, "--help").stdout
         assert "usage: nmt " + command in text
         assert "--" in text
+
+
+def test_translate_memory_does_not_grow_with_input_length(trained_run, tmp_path):
+    # 10k and 1M lines (one real sentence per 1,000, the rest empty, so the test stays fast):
+    # a streaming translate holds one chunk at a time, so peak RSS must not grow with length.
+    import os
+    import subprocess
+    import sys
+
+    peaks = {}
+    for lines in (10_000, 1_000_000):
+        source, output = tmp_path / f"in{lines}.txt", tmp_path / f"out{lines}.txt"
+        source.write_text("".join("twenty one\n" if i % 1000 == 0 else "\n" for i in range(lines)))
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nmt",
+                "translate",
+                "--run-dir",
+                str(trained_run),
+                "--input",
+                str(source),
+                "--output",
+                str(output),
+                "--beam-size",
+                "1",
+            ],
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        assert status == 0
+        assert output.read_text().count("\n") == lines
+        peaks[lines] = usage.ru_maxrss  # KiB
+    assert peaks[1_000_000] < peaks[10_000] * 1.1, peaks
