@@ -155,3 +155,38 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
     after = checkpoint_values(str(run_dir / "checkpoints" / "ckpt-10"))
     for key, value in good.items():
         np.testing.assert_array_equal(after[key], value)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.5 MB tmpfs: enough for a tiny run's first checkpoints, not for all of them."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=False)
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(toy_data, tmp_path, small_disk):
+    import shutil
+
+    text = CONFIG.format(data=toy_data["train.en"].parent, steps=200)
+    (tmp_path / "c.yaml").write_text(text.replace("keep_checkpoints: 10", "keep_checkpoints: 50"))
+    config = load_config(tmp_path / "c.yaml")
+    run_dir = small_disk / "run"
+    with pytest.raises(NmtError, match=r"could not write checkpoint \d+ .*is intact"):
+        trainer.train(config, run_dir)
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    assert latest is not None
+    checkpoint_values(latest)  # the index names a complete, readable checkpoint
+    # With space again, the same command resumes from it and finishes.
+    roomy = tmp_path / "roomy"
+    shutil.copytree(run_dir, roomy)
+    for leftover in (roomy / "checkpoints").glob("*_temp*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    result = trainer.train(config, roomy)
+    assert result.steps == 200

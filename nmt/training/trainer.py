@@ -199,7 +199,7 @@ def _validate_and_keep_best(run: _Run, eval_step, step: int) -> str | None:
     p = run.progress
     improved = result.bleu > float(p.best_bleu)
     if improved:
-        path = run.best_manager.save(checkpoint_number=step)
+        path = save_checkpoint(run.best_manager, step)
         p.best_bleu.assign(result.bleu)
         p.best_step.assign(step)
         p.validations_without_gain.assign(0)
@@ -216,6 +216,20 @@ def _validate_and_keep_best(run: _Run, eval_step, step: int) -> str | None:
     if patience and int(p.validations_without_gain) >= patience:
         return "early_stopping"
     return None
+
+
+def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
+    """Saves; a failed write (a full disk, say) becomes a clear error, and the checkpoint
+    index still names the previous complete checkpoint, which TensorFlow updates last."""
+    try:
+        return manager.save(checkpoint_number=step)
+    except (tf.errors.OpError, OSError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise NmtError(
+            f"could not write checkpoint {step} to {manager.directory} ({reason}); the previous "
+            f"checkpoint ({manager.latest_checkpoint}) is intact. Free some space and run the "
+            "same command again to resume"
+        ) from None
 
 
 def _recall_best_bleu(run: _Run) -> None:
@@ -340,7 +354,7 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
                 )
             stopped = None
             if step % t.checkpoint_every == 0:  # before validation, which may be slow
-                run.manager.save(checkpoint_number=step)
+                save_checkpoint(run.manager, step)
             if has_valid and step % t.validate_every == 0:
                 stopped = _validate_and_keep_best(run, eval_step, step)
             stopped = stopped or _limit_reached(run.config, step, float(p.train_seconds))
@@ -425,7 +439,7 @@ def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
         if stopped != "signal" and has_valid and trained and step % t.validate_every:
             _validate_and_keep_best(run, make_eval_step(model), step)
         if run.manager.latest_checkpoint != str(run_dir / CHECKPOINTS / f"ckpt-{step}"):
-            run.manager.save(checkpoint_number=step)
+            save_checkpoint(run.manager, step)
     writer.close()
     log(f"stopped at step {step} ({stopped}); checkpoints in {run_dir / CHECKPOINTS}")
     return TrainResult(step, int(progress.epoch), float(progress.best_bleu), stopped)
