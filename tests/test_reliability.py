@@ -86,7 +86,9 @@ def uninterrupted(toy_data, tmp_path_factory) -> dict[str, np.ndarray]:
     return checkpoint_values(str(root / "run" / "checkpoints" / "ckpt-40"))
 
 
-@pytest.mark.parametrize("kill_after", [7, 23])
+# Step lines are printed just before that step's checkpoint is written, so the kill at 20 lands
+# at or during the write of ckpt-20.
+@pytest.mark.parametrize("kill_after", [7, 20, 23])
 def test_sigkill_then_rerun_ends_with_identical_weights(
     toy_data, tmp_path, uninterrupted, kill_after
 ):
