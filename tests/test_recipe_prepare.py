@@ -41,3 +41,46 @@ def test_official_files_pass(tmp_path):
     )
     assert status == 0
     assert len(list(tmp_path.glob("*.gz"))) == 6
+
+
+def test_archive_members_that_escape_are_refused(tmp_path):
+    import io
+    import tarfile
+
+    prepare = load_prepare()
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("../escaped.txt", "/tmp/absolute-escape.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"evil"))
+    out = tmp_path / "out"
+    for name in ("../escaped.txt", "/tmp/absolute-escape.txt"):
+        single = tmp_path / "single.tar"
+        with tarfile.open(single, "w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"evil"))
+        status = prepare.main(["--archive", str(single), "--out", str(out), "--languages", "en"])
+        assert status == 1, name
+    assert prepare.main(["--archive", str(archive), "--out", str(out), "--languages", "en"]) == 1
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not Path("/tmp/absolute-escape.txt").exists()
+    assert list(out.iterdir()) == []
+
+
+def test_archive_with_the_official_files_is_accepted(tmp_path):
+    import tarfile
+
+    if not SHARED.is_dir():
+        pytest.skip("no local Multi30k copy beside the checkout")
+    prepare = load_prepare()
+    archive = tmp_path / "raw.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("train.en.gz", "val.en.gz", "test_2016_flickr.en.gz"):
+            tar.add(SHARED / name, arcname=f"data/task1/raw/{name}")
+    status = prepare.main(
+        ["--archive", str(archive), "--out", str(tmp_path / "o"), "--languages", "en"]
+    )
+    assert status == 0
+    assert len(list((tmp_path / "o").glob("*.gz"))) == 3
