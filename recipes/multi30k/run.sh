@@ -20,13 +20,19 @@ mkdir -p "$run_dir"
 python "$here/prepare.py" ${data_dir:+--data-dir "$data_dir"} --languages "$src,$tgt"
 start=$(date +%s)
 nmt train --config "$here/$pair.yaml" --run-dir "$run_dir" "$@" 2>&1 | tee -a "$run_dir/train.log"
-echo "$(( $(date +%s) - start ))" > "$run_dir/train_wall_seconds.txt"
+echo "$(( $(date +%s) - start ))" > "$run_dir/.train_wall_seconds.tmp"
+mv "$run_dir/.train_wall_seconds.tmp" "$run_dir/train_wall_seconds.txt"
 
+# Results are written under a temporary name and renamed, so a kill never leaves half a file.
 for split in val test_2016_flickr; do
   start=$(date +%s)
   nmt evaluate --run-dir "$run_dir" --source "$here/data/$split.$src.gz" \
     --ref "$here/data/$split.$tgt.gz" --hyp "$run_dir/$split.$tgt" --lang "$tgt" --json \
-    > "$run_dir/$split.scores.json"
-  echo "$(( $(date +%s) - start ))" > "$run_dir/$split.decode_wall_seconds.txt"
+    > "$run_dir/.$split.scores.json.tmp"
+  mv "$run_dir/.$split.scores.json.tmp" "$run_dir/$split.scores.json"
+  echo "$(( $(date +%s) - start ))" > "$run_dir/.$split.decode.tmp"
+  mv "$run_dir/.$split.decode.tmp" "$run_dir/$split.decode_wall_seconds.txt"
 done
-python "$here/results.py" "$run_dir" | tee "$run_dir/results.md"
+python "$here/results.py" "$run_dir" > "$run_dir/.results.md.tmp"
+mv "$run_dir/.results.md.tmp" "$run_dir/results.md"
+cat "$run_dir/results.md"
