@@ -36,6 +36,20 @@ class SearchResult(NamedTuple):
     scores: tf.Tensor  # [B, N] float32 (search score: log-prob for greedy, GNMT score for beam)
 
 
+class _Beams(NamedTuple):
+    """Beam search loop state; the leading dimensions are [B, K] or [B * K]."""
+
+    tokens: tf.Tensor  # [B * K] last tokens, the next step's input
+    state: Any  # the step function's state, [B * K, ...]
+    cum_log_probs: tf.Tensor  # [B, K]
+    lengths: tf.Tensor  # [B, K] tokens so far, EOS included
+    finished: tf.Tensor  # [B, K] bool
+    coverage: tf.Tensor  # [B, K, T_s] summed attention ([B, K, 1] without coverage penalty)
+    history: tf.Tensor  # [B, K, T]
+    kept_scores: tf.Tensor  # [B, N] the n-best pool of ended hypotheses
+    kept_history: tf.Tensor  # [B, N, T]
+
+
 def length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
     """GNMT length penalty lp(Y) = ((5 + |Y|) / 6) ** alpha (Wu et al., 2016)."""
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
@@ -179,19 +193,10 @@ def beam_search(
     limits = max_lengths[:, None]  # [B, 1]
     batch_offsets = (tf.range(batch) * k)[:, None]  # [B, 1] start of each sentence's beams
 
-    def body(
-        t,
-        tokens,
-        state,
-        cum_log_probs,
-        lengths,
-        finished,
-        coverage,
-        history,
-        kept_scores,
-        kept_history,
-    ):
-        log_probs, state, attention = step_fn(tokens, state)
+    def body(t, beams: _Beams):
+        cum_log_probs, lengths, finished = beams.cum_log_probs, beams.lengths, beams.finished
+        coverage, kept_scores, kept_history = beams.coverage, beams.kept_scores, beams.kept_history
+        log_probs, state, attention = step_fn(beams.tokens, beams.state)
         vocab = tf.shape(log_probs)[-1]
         log_probs = tf.reshape(log_probs, [batch, k, vocab])
         force_eos = tf.logical_and(t >= limits - 1, tf.logical_not(finished))
@@ -214,15 +219,15 @@ def beam_search(
             penalty = coverage_penalty(coverage, mask, beta)[..., None]
             ranking += tf.where(ends, penalty, 0.0)
         scores, flat = tf.math.top_k(tf.reshape(ranking, [batch, -1]), k=k)  # [B, K]
-        beams, next_tokens = flat // vocab, flat % vocab
+        parents, next_tokens = flat // vocab, flat % vocab
         cum_log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), flat, batch_dims=1)
-        lengths = tf.gather(new_lengths, beams, batch_dims=1)
-        was_finished = tf.gather(finished, beams, batch_dims=1)
+        lengths = tf.gather(new_lengths, parents, batch_dims=1)
+        was_finished = tf.gather(finished, parents, batch_dims=1)
         finished = tf.logical_or(was_finished, tf.equal(next_tokens, EOS_ID))
-        coverage = tf.gather(coverage, beams, batch_dims=1)
-        history = tf.gather(history, beams, batch_dims=1)  # [B, K, T]
+        coverage = tf.gather(coverage, parents, batch_dims=1)
+        history = tf.gather(beams.history, parents, batch_dims=1)  # [B, K, T]
         history = tf.concat([history, next_tokens[..., None]], axis=-1)
-        rows = tf.reshape(batch_offsets + beams, [-1])  # [B * K] rows to keep
+        rows = tf.reshape(batch_offsets + parents, [-1])  # [B * K] rows to keep
         state = tf.nest.map_structure(lambda s: tf.gather(s, rows), state)
         # Hypotheses that end now join the n-best pool [B, N], so a finished hypothesis
         # that later loses its beam slot to live ones is never lost.
@@ -231,56 +236,45 @@ def beam_search(
         pool_history = tf.concat([tf.pad(kept_history, [[0, 0], [0, 0], [0, 1]]), history], 1)
         kept_scores, picked = tf.math.top_k(pool_scores, k=n_best)  # ties keep the older one
         kept_history = tf.gather(pool_history, picked, batch_dims=1)
-        return (
-            t + 1,
-            tf.reshape(next_tokens, [-1]),
-            state,
-            cum_log_probs,
-            lengths,
-            finished,
-            coverage,
-            history,
-            kept_scores,
-            kept_history,
+        return t + 1, _Beams(
+            tokens=tf.reshape(next_tokens, [-1]),
+            state=state,
+            cum_log_probs=cum_log_probs,
+            lengths=lengths,
+            finished=finished,
+            coverage=coverage,
+            history=history,
+            kept_scores=kept_scores,
+            kept_history=kept_history,
         )
 
-    def not_done(
-        t,
-        tokens,
-        state,
-        cum_log_probs,
-        lengths,
-        finished,
-        coverage,
-        history,
-        kept_scores,
-        kept_history,
-    ):
+    def not_done(t, beams: _Beams):
         # A sentence is done once no live beam can beat its n-th kept hypothesis: a live score
         # only falls as tokens are added, so cum_log_prob / lp(limit) bounds what it can reach
         # (the coverage penalty is <= 0). Waiting instead for every beam to end would decode
         # the weakest ones up to the length limit.
-        bound = tf.where(finished, _NEG_INF, cum_log_probs / length_penalty(limits, alpha))
-        unbeatable = kept_scores[:, n_best - 1] >= tf.reduce_max(bound, axis=1)
+        live = beams.cum_log_probs / length_penalty(limits, alpha)
+        bound = tf.where(beams.finished, _NEG_INF, live)
+        unbeatable = beams.kept_scores[:, n_best - 1] >= tf.reduce_max(bound, axis=1)
         return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(unbeatable)))
 
-    initial = (
-        tf.constant(0),
-        tile_beam(start_tokens, k),
-        state,
-        cum_log_probs,
-        tf.zeros([batch, k], tf.int32),
-        tf.zeros([batch, k], tf.bool),
-        coverage,
-        tf.zeros([batch, k, 0], tf.int32),
-        tf.fill([batch, n_best], _NEG_INF),
-        tf.zeros([batch, n_best, 0], tf.int32),
+    initial = _Beams(
+        tokens=tile_beam(start_tokens, k),
+        state=state,
+        cum_log_probs=cum_log_probs,
+        lengths=tf.zeros([batch, k], tf.int32),
+        finished=tf.zeros([batch, k], tf.bool),
+        coverage=coverage,
+        history=tf.zeros([batch, k, 0], tf.int32),
+        kept_scores=tf.fill([batch, n_best], _NEG_INF),
+        kept_history=tf.zeros([batch, n_best, 0], tf.int32),
     )
-    invariants = tf.nest.map_structure(_batch_free_shape, initial)
-    grows = (tf.TensorShape([None, k, None]), invariants[-2], tf.TensorShape([None, n_best, None]))
-    invariants = (*invariants[:-3], *grows)  # the histories grow in time
-    *_, kept_scores, kept_history = tf.while_loop(
-        not_done, body, initial, shape_invariants=invariants
+    invariants = tf.nest.map_structure(_batch_free_shape, initial)._replace(
+        history=tf.TensorShape([None, k, None]),  # the histories grow in time
+        kept_history=tf.TensorShape([None, n_best, None]),
     )
-    tokens, lengths = _finalize(kept_history)
-    return SearchResult(tokens, lengths, kept_scores)
+    _, final = tf.while_loop(
+        not_done, body, (tf.constant(0), initial), shape_invariants=(tf.TensorShape([]), invariants)
+    )
+    tokens, lengths = _finalize(final.kept_history)
+    return SearchResult(tokens, lengths, final.kept_scores)
