@@ -83,3 +83,18 @@ def test_tied_embedding_shares_the_matrix():
     untied = tiny()
     vocab, size = 24, 8
     assert model.count_params() == untied.count_params() - vocab * size
+
+
+def test_bfloat16_compute_uses_the_float32_weights_and_stays_close():
+    """compute_dtype only changes the arithmetic: same variables, logits within bf16 rounding."""
+    exact, fast = tiny(), tiny(compute_dtype="bfloat16")
+    assert all(v.dtype == "float32" for v in fast.weights)
+    fast.set_weights(exact.get_weights())
+    inputs = {"source": SOURCE, "target_in": TARGET_IN}
+    expected = exact(inputs)
+    logits = fast(inputs)
+    assert logits.dtype == "bfloat16"
+    np.testing.assert_allclose(tf.cast(logits, tf.float32), expected, atol=0.05)
+    memory, state = fast.encode(SOURCE)
+    out = fast.step(TARGET_IN[:, 0], state, memory, fast.step_weights())
+    np.testing.assert_allclose(tf.cast(out.logits, tf.float32), expected[:, 0], atol=0.05)

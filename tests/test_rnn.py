@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from nmt.model.rnn import ResidualLSTMStack
+from nmt.model.rnn import ResidualLSTMStack, run_lstm
 
 
 def test_residual_stack_adds_input_from_residual_start():
@@ -43,3 +43,24 @@ def test_step_equals_whole_sequence():
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="`units` must be a positive integer, got 0"):
         ResidualLSTMStack(units=0, num_layers=1)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_run_lstm_equals_keras_lstm_on_padded_batches(reverse):
+    """The hoisted-projection loop computes what keras.layers.LSTM (Bidirectional) computes."""
+    keras.utils.set_random_seed(2)
+    lstm = keras.layers.LSTM(6, return_sequences=True, return_state=True, go_backwards=reverse)
+    x = np.random.default_rng(2).normal(size=(3, 5, 4)).astype("float32")
+    lengths = np.array([5, 3, 1])
+    mask = np.arange(5)[None, :] < lengths[:, None]
+    initial = [np.random.default_rng(3).normal(size=(3, 6)).astype("float32") for _ in "hc"]
+    lstm.build(x.shape)
+    expected, h, c = lstm(x, mask=mask, initial_state=initial)
+    if reverse:  # Keras returns go_backwards outputs last step first; padding is skipped by mask
+        expected = np.flip(np.asarray(expected), 1)
+    outputs, fh, fc = run_lstm(lstm, x, initial_state=initial, mask=mask, reverse=reverse)
+    np.testing.assert_allclose(fh, h, atol=1e-5)
+    np.testing.assert_allclose(fc, c, atol=1e-5)
+    for row, length in enumerate(lengths):
+        np.testing.assert_allclose(outputs[row, :length], expected[row, :length], atol=1e-5)
+        np.testing.assert_array_equal(outputs[row, length:], 0.0)

@@ -103,9 +103,11 @@ class Translator:
         if k > 1:
             memory = tile_beam(memory, k)
 
+        weights = self.model.step_weights()  # cast and concatenated once, outside the loop
+
         def step_fn(tokens, state):
-            out = self.model.step(tokens, state, memory)
-            return tf.nn.log_softmax(out.logits), out.state, out.attention
+            out = self.model.step(tokens, state, memory, weights)
+            return tf.nn.log_softmax(tf.cast(out.logits, tf.float32)), out.state, out.attention
 
         if k == 1:
             return greedy_search(step_fn, state, start, max_lengths)

@@ -18,7 +18,7 @@ import tensorflow as tf
 from keras import ops
 
 from nmt.model.attention import Attention
-from nmt.model.rnn import ResidualLSTMStack
+from nmt.model.rnn import ResidualLSTMStack, time_steps
 
 
 class Memory(NamedTuple):
@@ -126,7 +126,7 @@ class Decoder(keras.layers.Layer):
             encoder_states[layer] if layer < len(encoder_states) else zeros[layer]
             for layer in range(self.num_layers)
         )
-        return DecoderState(rnn=rnn, feed=ops.zeros((batch, self.hidden_size)))
+        return DecoderState(rnn=rnn, feed=ops.zeros((batch, self.hidden_size), dtype=self.compute_dtype))
 
     def project(self, attentional, training=False):
         """Vocabulary logits [..., V] from attentional vectors [..., H]."""
@@ -140,20 +140,38 @@ class Decoder(keras.layers.Layer):
         context, weights = self.attention(top, memory.keys, memory.values, memory.mask)
         return self.combine(ops.concatenate([context, top], -1)), weights
 
-    def _step_attentional(self, embedded, state: DecoderState, memory: Memory, training):
-        """embedded [B, E] -> attentional a_t [B, H], new state, weights [B, T_s]."""
-        x = ops.concatenate([embedded, state.feed], -1) if self.input_feeding else embedded
-        top, rnn_state = self.rnn.step(x, state.rnn, training=training)
-        attentional, weights = self._attend(top[:, None, :], memory)
-        attentional = attentional[:, 0, :]
-        return attentional, DecoderState(rnn=rnn_state, feed=attentional), weights[:, 0, :]
+    def _step_attentional(
+        self, embedded, state: DecoderState, memory: Memory, training, weights=None, projected=None
+    ):
+        """embedded [B, E] -> attentional a_t [B, H], new state, weights [B, T_s].
 
-    def step(self, tokens, state: DecoderState, memory: Memory, training=False) -> StepOutput:
-        """One decoding step: tokens [B] (previous outputs) -> logits [B, V]."""
+        With `projected` (layer 0's projection of the embedding, computed for all steps before
+        the loop), `embedded` is not used and may be None.
+        """
+        if projected is not None:
+            x = state.feed
+        elif self.input_feeding:
+            x = ops.concatenate([embedded, state.feed], -1)
+        else:
+            x = embedded
+        top, rnn_state = self.rnn.step(x, state.rnn, weights, projected, training=training)
+        attentional, attention = self._attend(top[:, None, :], memory)
+        attentional = attentional[:, 0, :]
+        return attentional, DecoderState(rnn=rnn_state, feed=attentional), attention[:, 0, :]
+
+    def step(
+        self, tokens, state: DecoderState, memory: Memory, training=False, weights=None
+    ) -> StepOutput:
+        """One decoding step: tokens [B] (previous outputs) -> logits [B, V].
+
+        `weights` is `self.rnn.step_weights(...)`, passed in by loops that step many times.
+        """
         embedded = self.dropout(self.embedding(tokens), training=training)
-        attentional, state, weights = self._step_attentional(embedded, state, memory, training)
+        attentional, state, attention = self._step_attentional(
+            embedded, state, memory, training, weights
+        )
         return StepOutput(
-            logits=self.project(attentional, training), state=state, attention=weights
+            logits=self.project(attentional, training), state=state, attention=attention
         )
 
     def call(self, target_in, state: DecoderState, memory: Memory, training=False):
@@ -167,13 +185,20 @@ class Decoder(keras.layers.Layer):
         return self.project(attentional, training)
 
     def _unroll(self, embedded, state: DecoderState, memory: Memory, training):
-        """Input-feeding recurrence over time: embedded [B, T_t, E] -> attentional [B, T_t, H]."""
+        """Input-feeding recurrence over time: embedded [B, T_t, E] -> attentional [B, T_t, H].
+
+        The bottom layer's projection of the embeddings is one matmul over all steps; inside
+        the loop each layer does one matmul of [a_{t-1} or lower output; h] (see rnn.py).
+        """
         steps = tf.shape(embedded)[1]
-        time_major = tf.transpose(embedded, (1, 0, 2))  # [T_t, B, E]
+        weights = self.rnn.step_weights(embedded.dtype, pre_size=self.embedding_size)
+        projected = time_steps(weights[0].project(embedded))  # T_t x [B, 4H]
         outputs = tf.TensorArray(embedded.dtype, size=steps)
 
         def body(t, state, outputs):
-            attentional, state, _ = self._step_attentional(time_major[t], state, memory, training)
+            attentional, state, _ = self._step_attentional(
+                None, state, memory, training, weights, projected.read(t)
+            )
             return t + 1, state, outputs.write(t, attentional)
 
         _, _, outputs = tf.while_loop(

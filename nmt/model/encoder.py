@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from nmt.constants import PAD_ID
-from nmt.model.rnn import ResidualLSTMStack
+from nmt.model.rnn import ResidualLSTMStack, run_lstm
 
 
 class EncoderOutput(NamedTuple):
@@ -86,7 +86,9 @@ class Encoder(keras.layers.Layer):
         """Encodes right-padded source ids [B, T_s]."""
         mask = ops.not_equal(source, PAD_ID)
         x = self.dropout(self.embedding(source), training=training)
-        x, fw_h, fw_c, bw_h, bw_c = self.bottom(x, mask=mask, training=training)
+        forward, fw_h, fw_c = run_lstm(self.bottom.forward_layer, x, mask=mask)
+        backward, bw_h, bw_c = run_lstm(self.bottom.backward_layer, x, mask=mask, reverse=True)
+        x = ops.concatenate([forward, backward], -1)
         states = [(ops.concatenate([fw_h, bw_h], -1), ops.concatenate([fw_c, bw_c], -1))]
         if self.upper is not None:
             x, upper_states = self.upper(

@@ -2,17 +2,118 @@
 
 Layer l computes y_l = LSTM_l(dropout(x_l)), plus x_l from `residual_start` on, where x_l is the
 layer's input. The stack runs over whole sequences (training) or one time step (decoding) with the
-same weights: `keras.layers.LSTM` owns the weights, its `cell` does the single step.
+same weights: `keras.layers.LSTM` owns the weights (so checkpoints stay plain Keras ones), and
+`run_lstm` / `LayerWeights` do the maths.
+
+Why not call the Keras layer: on CPU it multiplies every time step's input by the kernel inside its
+loop and casts the weights to the compute dtype at every step. Here the input projection of all
+steps is one large matmul before the loop, and the loop does a single [B, D'+H] x [D'+H, 4H]
+matmul, where D' is the part of the input only known inside the loop (input feeding).
 
 Shapes: B batch, T time, D input size, H units, L layers.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import keras
+import tensorflow as tf
 from keras import ops
 
 LSTMState = tuple  # (h [B, H], c [B, H])
+
+
+def lstm_update(z, c):
+    """New (h, c) from the pre-activations z [B, 4H] (Keras gate order i, f, g, o)."""
+    i, f, g, o = tf.split(z, 4, axis=-1)
+    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+    return tf.sigmoid(o) * tf.tanh(c), c
+
+
+class LayerWeights(NamedTuple):
+    """One LSTM layer's weights, cast once and arranged for a one-matmul step.
+
+    The input x = [x_pre; x_loop]: x_pre [.., D_pre] is known before the loop (embeddings),
+    x_loop [B, D_loop] only inside it (input feeding, lower layers' outputs).
+    """
+
+    pre_kernel: object  # [D_pre, 4H] or None when D_pre = 0
+    loop_kernel: object  # [D_loop + H, 4H]: kernel rows of x_loop, then the recurrent kernel
+    bias: object  # [4H]
+
+    @classmethod
+    def of(cls, lstm: keras.layers.LSTM, dtype, pre_size: int = 0) -> LayerWeights:
+        cell = lstm.cell
+        kernel = tf.cast(cell.kernel, dtype)
+        return cls(
+            pre_kernel=kernel[:pre_size] if pre_size else None,
+            loop_kernel=tf.concat([kernel[pre_size:], tf.cast(cell.recurrent_kernel, dtype)], 0),
+            bias=tf.cast(cell.bias, dtype),
+        )
+
+    def project(self, x_pre):
+        """The part of the pre-activations known before the loop: [..., D_pre] -> [..., 4H]."""
+        return tf.matmul(x_pre, self.pre_kernel) + self.bias
+
+    def step(self, x_loop, state: LSTMState, projected=None) -> LSTMState:
+        """One time step; `projected` is `project(x_pre)` for this step (None: bias only)."""
+        h, c = state
+        inputs = h if x_loop is None else tf.concat([x_loop, h], -1)
+        z = tf.matmul(inputs, self.loop_kernel)
+        return lstm_update(z + (self.bias if projected is None else projected), c)
+
+
+def time_steps(sequence) -> tf.TensorArray:
+    """[B, T, ...] -> a TensorArray of T [B, ...] tensors for a `tf.while_loop` to read.
+
+    Reading a TensorArray inside the loop has a cheap gradient; indexing a captured tensor
+    (`sequence[t]`) would add a full-size gradient tensor at every step.
+    """
+    time_major = tf.transpose(sequence, [1, 0] + list(range(2, len(sequence.shape))))
+    return tf.TensorArray(sequence.dtype, size=tf.shape(time_major)[0]).unstack(time_major)
+
+
+def run_lstm(lstm: keras.layers.LSTM, inputs, initial_state=None, mask=None, reverse=False):
+    """Runs an LSTM layer's weights over a whole sequence, input projection hoisted.
+
+    Same maths as `keras.layers.LSTM(return_sequences=True, return_state=True)` (tested),
+    with the Bidirectional convention: padded steps keep the state and output zeros, and
+    `reverse` reads each sequence backwards from its last real step.
+
+    Args:
+        inputs: [B, T, D] in the compute dtype.
+        initial_state: (h, c) [B, H] each, or None for zeros.
+        mask: [B, T] bool, False at padding (right-padded), or None.
+        reverse: run from the end; outputs are returned in input order.
+
+    Returns:
+        outputs [B, T, H], final h [B, H], final c [B, H].
+    """
+    weights = LayerWeights.of(lstm, inputs.dtype, pre_size=inputs.shape[-1])
+    batch, steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
+    if initial_state is None:
+        zeros = tf.zeros([batch, lstm.cell.units], inputs.dtype)
+        initial_state = (zeros, zeros)
+    if mask is None:
+        mask = tf.ones([batch, steps], tf.bool)
+    if reverse:
+        inputs, mask = tf.reverse(inputs, [1]), tf.reverse(mask, [1])
+    projected = time_steps(weights.project(inputs))
+    keep = time_steps(mask[:, :, None])  # [B, T, 1] -> T x [B, 1]
+    outputs = tf.TensorArray(inputs.dtype, size=steps)
+
+    def body(t, h, c, outputs):
+        new_h, new_c = weights.step(None, (h, c), projected.read(t))
+        keep_t = keep.read(t)
+        h, c = tf.where(keep_t, new_h, h), tf.where(keep_t, new_c, c)
+        return t + 1, h, c, outputs.write(t, tf.where(keep_t, new_h, tf.zeros_like(new_h)))
+
+    _, h, c, outputs = tf.while_loop(
+        lambda t, *_: t < steps, body, (tf.constant(0), *initial_state, outputs)
+    )
+    outputs = tf.transpose(outputs.stack(), (1, 0, 2))  # [B, T, H]
+    return (tf.reverse(outputs, [1]) if reverse else outputs), h, c
 
 
 @keras.saving.register_keras_serializable(package="nmt")
@@ -88,34 +189,52 @@ class ResidualLSTMStack(keras.layers.Layer):
         x = inputs
         for layer, lstm in enumerate(self.lstms):
             layer_input = self.dropout(x, training=training) if layer > 0 else x
-            init = None if initial_state is None else list(initial_state[layer])
-            y, h, c = lstm(layer_input, initial_state=init, mask=mask, training=training)
+            init = None if initial_state is None else initial_state[layer]
+            y, h, c = run_lstm(lstm, layer_input, initial_state=init, mask=mask)
             x = y + x if self._residual(layer, x.shape[-1]) else y
             states.append((h, c))
         return x, tuple(states)
 
-    def step(self, inputs, states, training=False):
+    def step_weights(self, dtype, pre_size: int = 0) -> tuple[LayerWeights, ...]:
+        """Every layer's weights for `step`, cast once; a loop computes them before it starts.
+
+        Args:
+            pre_size: leading input features of layer 0 whose projection the caller
+                computes itself with `weights[0].project` (0: none).
+        """
+        return tuple(
+            LayerWeights.of(lstm, dtype, pre_size if layer == 0 else 0)
+            for layer, lstm in enumerate(self.lstms)
+        )
+
+    def step(self, inputs, states, weights=None, projected=None, training=False):
         """Advances every layer by one time step.
 
         Args:
-            inputs: [B, D].
+            inputs: [B, D - pre_size], layer 0's input features not projected by the caller.
             states: L (h [B, H], c [B, H]) pairs.
+            weights: `step_weights(...)`; None computes them here (fine outside loops).
+            projected: [B, 4H], `weights[0].project(x_pre)` when pre_size > 0.
 
         Returns:
             output [B, H] of the top layer and the new L (h, c) pairs.
         """
+        if weights is None:
+            weights = self.step_weights(inputs.dtype)
         new_states = []
         x = inputs
-        for layer, lstm in enumerate(self.lstms):
+        for layer, layer_weights in enumerate(weights):
             layer_input = self.dropout(x, training=training) if layer > 0 else x
-            y, (h, c) = lstm.cell(layer_input, list(states[layer]), training=training)
-            x = y + x if self._residual(layer, x.shape[-1]) else y
+            h, c = layer_weights.step(layer_input, states[layer], projected if layer == 0 else None)
+            pre = layer_weights.pre_kernel
+            size = x.shape[-1] + (0 if pre is None else pre.shape[0])
+            x = h + x if self._residual(layer, size) else h
             new_states.append((h, c))
         return x, tuple(new_states)
 
     def zero_state(self, batch_size):
         """L (h, c) pairs of zeros, [B, H] each."""
-        zeros = ops.zeros((batch_size, self.units))
+        zeros = ops.zeros((batch_size, self.units), dtype=self.compute_dtype)
         return tuple((zeros, zeros) for _ in range(self.num_layers))
 
     def get_config(self):

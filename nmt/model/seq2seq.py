@@ -85,9 +85,13 @@ class Seq2Seq(keras.Model):
         memory = self.decoder.memory(encoded.memory, encoded.mask)
         return memory, self.decoder.initial_state(encoded.states)
 
-    def step(self, tokens, state: DecoderState, memory: Memory) -> StepOutput:
+    def step_weights(self):
+        """The decoder LSTMs' weights for `step`; a search computes them once before its loop."""
+        return self.decoder.rnn.step_weights(self.compute_dtype)
+
+    def step(self, tokens, state: DecoderState, memory: Memory, weights=None) -> StepOutput:
         """One inference step: previous tokens [B] -> logits [B, V], new state, attention."""
-        return self.decoder.step(tokens, state, memory, training=False)
+        return self.decoder.step(tokens, state, memory, training=False, weights=weights)
 
     def call(self, inputs, training=False):
         """Teacher-forced logits [B, T_t, V] for {"source": [B, T_s], "target_in": [B, T_t]}."""
@@ -105,7 +109,23 @@ class Seq2Seq(keras.Model):
 
 
 def build_model(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
-    """Builds the model described by `config` with its weights created."""
+    """Builds the model described by `config` with its weights created.
+
+    With `compute_dtype: bfloat16` the layers compute in bfloat16 and keep float32 weights
+    (Keras "mixed_bfloat16"), so checkpoints are the same either way.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(
+        "mixed_bfloat16" if config.compute_dtype == "bfloat16" else "float32"
+    )
+    try:
+        model = _build(config, source_vocab_size, target_vocab_size)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    return model
+
+
+def _build(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
     model = Seq2Seq(
         source_vocab_size,
         target_vocab_size,
