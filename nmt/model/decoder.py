@@ -126,7 +126,9 @@ class Decoder(keras.layers.Layer):
             encoder_states[layer] if layer < len(encoder_states) else zeros[layer]
             for layer in range(self.num_layers)
         )
-        return DecoderState(rnn=rnn, feed=ops.zeros((batch, self.hidden_size), dtype=self.compute_dtype))
+        return DecoderState(
+            rnn=rnn, feed=ops.zeros((batch, self.hidden_size), dtype=self.compute_dtype)
+        )
 
     def project(self, attentional, training=False):
         """Vocabulary logits [..., V] from attentional vectors [..., H]."""
