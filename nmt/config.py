@@ -151,6 +151,8 @@ class TrainingConfig:
     valid_beam_size: int = 1  # 1 = greedy, fast enough to run often
     valid_max_sentences: int = 0  # decode only the first N validation sentences (0: all)
     jit_compile: bool = False  # XLA-compile the training step
+    # "none" (one device), "mirrored" (local GPUs) or "multi_worker" (TF_CONFIG cluster)
+    distribution: Literal["none", "mirrored", "multi_worker"] = "none"
 
     def __post_init__(self) -> None:
         _require(self.learning_rate > 0, "training.learning_rate", self.learning_rate, "positive")

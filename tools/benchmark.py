@@ -51,9 +51,8 @@ def bench_train(args: argparse.Namespace) -> dict:
     tokenizer = prepare_tokenizer(config, work, print)
     model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
     optimizer = make_optimizer(config)
-    step = make_train_step(
-        model, optimizer, config.training.label_smoothing, config.training.jit_compile
-    )
+    t = config.training
+    step = make_train_step(model, optimizer, t.label_smoothing, t.clip_norm, t.jit_compile)
     d = config.data
     windows, tokens, sources, sentences, started = [], 0.0, 0.0, 0, None
     done = 0

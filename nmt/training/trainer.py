@@ -30,6 +30,16 @@ from nmt.errors import NmtError
 from nmt.evaluation import corpus_bleu
 from nmt.model.seq2seq import build_model
 from nmt.training.checkpoint import BEST, CHECKPOINTS, TrainingProgress, restore_latest
+from nmt.training.distribution import (
+    Worker,
+    discard_scratch,
+    make_strategy,
+    make_stop_vote,
+    scratch_dir,
+    shard_batches,
+    wait_for,
+    worker_of,
+)
 from nmt.training.losses import masked_cross_entropy
 from nmt.training.schedules import WarmupDecay
 
@@ -43,7 +53,9 @@ class TrainResult(NamedTuple):
     steps: int
     epochs: int
     best_bleu: float
-    stopped_because: str  # "max_steps", "max_epochs", "max_minutes", "early_stopping", "signal"
+    # "max_steps", "max_epochs", "max_minutes", "early_stopping", "signal", or "other_worker"
+    # (another worker of a multi-worker run stopped, for one of the other reasons)
+    stopped_because: str
 
 
 def _log(message: str) -> None:
@@ -97,30 +109,71 @@ def prepare_tokenizer(config: Config, run_dir: Path, log: Log) -> Tokenizer:
 
 
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
-    """Adam with the configured schedule and global-norm gradient clipping."""
+    """Adam with the configured schedule (the train step clips the gradients)."""
     t = config.training
     schedule = WarmupDecay(
         t.learning_rate, t.warmup_steps, t.decay, t.decay_start, t.decay_steps, t.decay_rate
     )
-    return keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=t.clip_norm)
+    return keras.optimizers.Adam(learning_rate=schedule)
 
 
-def make_train_step(model, optimizer, label_smoothing: float, jit_compile: bool = False):
-    """A compiled step: forward, smoothed loss per target token, clipped Adam update."""
+def make_train_step(
+    model,
+    optimizer,
+    label_smoothing: float,
+    clip_norm: float = 5.0,
+    jit_compile: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+    input_signature=(_BATCH_SPEC,),
+):
+    """A compiled step: forward, smoothed loss per target token, clipped Adam update.
 
-    @tf.function(input_signature=[_BATCH_SPEC], jit_compile=jit_compile)
-    def train_step(batch):
+    Under a `tf.distribute` strategy every replica runs on its own batch; the loss is divided
+    by the global token count and the summed gradients are clipped by their global norm, so
+    the update equals one device's update on all the replicas' batches (Keras would clip each
+    replica's share separately).
+
+    Returns:
+        train_step(batch) -> (mean loss per target token, target tokens, gradient norm), over
+        all replicas.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+
+    def replica_step(batch):
+        context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             logits = model(batch, training=True)
             loss_sum, tokens = masked_cross_entropy(batch["target_out"], logits, label_smoothing)
+            tokens = context.all_reduce("sum", tokens)
             loss = loss_sum / tokens
         gradients = tape.gradient(loss, model.trainable_variables)
+        if replicas > 1:
+            gradients = context.all_reduce("sum", [tf.convert_to_tensor(g) for g in gradients])
+        # An infinite norm makes clipping yield NaN weights although the loss (computed
+        # before the update) is finite; the caller checks both.
+        norm = tf.linalg.global_norm(gradients)
+        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm, use_norm=norm)
+        if replicas > 1:  # the optimizer sums the replicas' gradients once more
+            gradients = [g / replicas for g in gradients]
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        # An infinite gradient norm makes clipping yield NaN weights although the loss
-        # (computed before the update) is finite; the caller checks both.
-        return loss, tokens, tf.linalg.global_norm(gradients)
+        return loss, tokens, norm
+
+    @tf.function(input_signature=list(input_signature), jit_compile=jit_compile)
+    def train_step(batch):
+        loss, tokens, norm = strategy.run(replica_step, args=(batch,))
+        return (
+            strategy.reduce("sum", loss, axis=None),
+            strategy.reduce("mean", tokens, axis=None),
+            strategy.reduce("mean", norm, axis=None),
+        )
 
     return train_step
+
+
+def steps_done(optimizer: keras.optimizers.Optimizer) -> int:
+    """The optimizer's step count (also under a strategy, where it is a MirroredVariable)."""
+    return int(tf.convert_to_tensor(optimizer.iterations.value))
 
 
 def make_eval_step(model):
@@ -188,6 +241,8 @@ class _Run(NamedTuple):
     tokenizer: Tokenizer
     translator: Translator
     log: Log
+    strategy: tf.distribute.Strategy
+    worker: Worker
 
 
 def _validate_and_keep_best(run: _Run, eval_step, step: int) -> str | None:
@@ -199,12 +254,13 @@ def _validate_and_keep_best(run: _Run, eval_step, step: int) -> str | None:
     p = run.progress
     improved = result.bleu > float(p.best_bleu)
     if improved:
-        path = save_checkpoint(run.best_manager, step)
+        path = _save(run, run.best_manager, step)
         p.best_bleu.assign(result.bleu)
         p.best_step.assign(step)
         p.validations_without_gain.assign(0)
         best = {"bleu": result.bleu, "step": step, "checkpoint": Path(path).name}
-        atomic_write_text(run.run_dir / "best.json", json.dumps(best, indent=2) + "\n")
+        if run.worker.is_chief:
+            atomic_write_text(run.run_dir / "best.json", json.dumps(best, indent=2) + "\n")
     else:
         p.validations_without_gain.assign_add(1)
     run.log(
@@ -230,6 +286,13 @@ def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
             f"checkpoint ({manager.latest_checkpoint}) is intact. Free some space and run the "
             "same command again to resume"
         ) from None
+
+
+def _save(run: _Run, manager: tf.train.CheckpointManager, step: int) -> str:
+    """Every worker saves (tf.distribute requires it); only the chief's copy is kept."""
+    path = save_checkpoint(manager, step)
+    discard_scratch(run.run_dir, run.worker)
+    return path
 
 
 def _recall_best_bleu(run: _Run) -> None:
@@ -280,25 +343,39 @@ def batches(
     )
 
 
-def _epoch_batches(run: _Run, epoch: int) -> tf.data.Dataset:
-    """Epoch `epoch` from the batch where the run stopped (the order depends on seed + epoch)."""
+def _epoch_batches(run: _Run, epoch: int):
+    """Epoch `epoch` from the step where the run stopped (the order depends on seed + epoch),
+    each replica's batches as `run.strategy` distributes them."""
     d = run.config.data
-    dataset = batches(
-        run.config,
-        run.tokenizer,
-        d.train_source,
-        d.train_target,
-        seed=run.config.training.seed + epoch,
-    )
-    return dataset.skip(int(run.progress.batches_in_epoch))
+
+    def replica_batches(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        dataset = batches(
+            run.config,
+            run.tokenizer,
+            d.train_source,
+            d.train_target,
+            seed=run.config.training.seed + epoch,
+        )
+        local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
+        dataset = shard_batches(
+            dataset,
+            context.num_replicas_in_sync,
+            first=context.input_pipeline_id * local_replicas,
+            count=local_replicas,
+        )
+        return dataset.skip(int(run.progress.batches_in_epoch) * local_replicas)
+
+    return run.strategy.distribute_datasets_from_function(replica_batches)
 
 
 def _train_loop(run: _Run, signals: list[int]) -> str:
     """Runs epochs until a limit, early stopping or a signal; returns why it stopped."""
     t = run.config.training
     has_valid = bool(run.config.data.valid_source and run.config.data.valid_target)
-    train_step = make_train_step(run.model, run.optimizer, t.label_smoothing, t.jit_compile)
+    train_step = None  # made for the distributed dataset's element spec
     eval_step = make_eval_step(run.model)
+    # Workers must stop after the same step, or one would wait forever for the others.
+    vote = make_stop_vote(run.strategy) if run.worker.count > 1 else bool
     p = run.progress
     clock_start = time.monotonic() - float(p.train_seconds)
     window_tokens, window_start, window_loss, window_steps = 0.0, time.monotonic(), 0.0, 0
@@ -312,16 +389,27 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
         epoch = int(p.epoch)
         if t.max_epochs and epoch >= t.max_epochs:
             return "max_epochs"
-        limit = _limit_reached(run.config, int(run.optimizer.iterations), float(p.train_seconds))
-        if limit:  # a finished run that is started again stops at once
-            return limit
+        limit = _limit_reached(run.config, steps_done(run.optimizer), float(p.train_seconds))
+        if vote(bool(limit)):  # a finished run that is started again stops at once
+            return limit or "other_worker"
         patience = t.early_stopping_patience
         if patience and int(p.validations_without_gain) >= patience:
             return "early_stopping"
         batches_at_start = int(p.batches_in_epoch)
-        for batch in _epoch_batches(run, epoch):
+        dataset = _epoch_batches(run, epoch)
+        if train_step is None:
+            train_step = make_train_step(
+                run.model,
+                run.optimizer,
+                t.label_smoothing,
+                t.clip_norm,
+                t.jit_compile,
+                run.strategy,
+                input_signature=[dataset.element_spec],
+            )
+        for batch in dataset:
             loss, tokens, gradient_norm = train_step(batch)
-            step, loss = int(run.optimizer.iterations), float(loss)
+            step, loss = steps_done(run.optimizer), float(loss)
             if not (math.isfinite(loss) and math.isfinite(float(gradient_norm))):
                 raise NmtError(
                     f"training diverged: the loss is {loss} (gradient norm "
@@ -354,12 +442,14 @@ def _train_loop(run: _Run, signals: list[int]) -> str:
                 )
             stopped = None
             if step % t.checkpoint_every == 0:  # before validation, which may be slow
-                save_checkpoint(run.manager, step)
+                _save(run, run.manager, step)
             if has_valid and step % t.validate_every == 0:
                 stopped = _validate_and_keep_best(run, eval_step, step)
             stopped = stopped or _limit_reached(run.config, step, float(p.train_seconds))
             if signals:
                 stopped = "signal"
+            if vote(bool(stopped)):
+                stopped = stopped or "other_worker"
             if step % t.log_every == 0 or step % t.validate_every == 0:
                 window_tokens, window_loss, window_steps = 0.0, 0.0, 0
                 window_start = time.monotonic()
@@ -399,47 +489,65 @@ def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
         for path in pair:
             for _ in read_lines(path):  # invalid UTF-8 is reported now, not mid-training
                 pass
-    prepare_run_dir(config, run_dir)
+    strategy = make_strategy(t.distribution)
+    worker = worker_of(strategy)
+    if worker.is_chief:
+        prepare_run_dir(config, run_dir)
+        tokenizer = prepare_tokenizer(config, run_dir, log)
+    else:
+        tokenizer = wait_for(run_dir / "tokenizer", Tokenizer.load, "the tokenizer")
     keras.utils.set_random_seed(t.seed)
-    tokenizer = prepare_tokenizer(config, run_dir, log)
-    model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
-    optimizer = make_optimizer(config)
-    optimizer.build(model.trainable_variables)
+    with strategy.scope():
+        model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
+        optimizer = make_optimizer(config)
+        optimizer.build(model.trainable_variables)
     progress = TrainingProgress()
     # Dropout seed states are saved too, so a resumed run draws the same masks.
     checkpoint = tf.train.Checkpoint(
         model=model, optimizer=optimizer, progress=progress, rng=list(model.non_trainable_variables)
     )
+    own_dir = scratch_dir(run_dir, worker)
     run = _Run(
         config,
         run_dir,
         model,
         optimizer,
         progress,
-        tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINTS), t.keep_checkpoints),
-        tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(run_dir / BEST), 1),
+        tf.train.CheckpointManager(checkpoint, str(own_dir / CHECKPOINTS), t.keep_checkpoints),
+        tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(own_dir / BEST), 1),
         tokenizer,
         Translator(model, tokenizer, config.decoding, d.max_source_length),
         log,
+        strategy,
+        worker,
     )
-    restored = restore_latest(checkpoint, run.manager)
+    chief_checkpoints = tf.train.CheckpointManager(
+        checkpoint, str(run_dir / CHECKPOINTS), t.keep_checkpoints
+    )
+    restored = restore_latest(checkpoint, chief_checkpoints)
     _recall_best_bleu(run)
     if restored:
         log(
-            f"resuming from {restored}: step {int(optimizer.iterations)}, epoch "
+            f"resuming from {restored}: step {steps_done(optimizer)}, epoch "
             f"{int(progress.epoch) + 1}, batch {int(progress.batches_in_epoch)}"
         )
     log(f"model: {model.count_params():,} parameters; run directory {run_dir}")
-    writer = tf.summary.create_file_writer(str(run_dir / "logs"))
-    first_step = int(optimizer.iterations)
+    if worker.count > 1:
+        log(f"worker {worker.index} of {worker.count}, {strategy.num_replicas_in_sync} replicas")
+    writer = (
+        tf.summary.create_file_writer(str(run_dir / "logs"))
+        if worker.is_chief
+        else tf.summary.create_noop_writer()
+    )
+    first_step = steps_done(optimizer)
     with stop_requests() as signals, writer.as_default():
         stopped = _train_loop(run, signals)
-        step = int(optimizer.iterations)
+        step = steps_done(optimizer)
         trained = step > first_step  # a finished run started again has nothing new to validate
         if stopped != "signal" and has_valid and trained and step % t.validate_every:
             _validate_and_keep_best(run, make_eval_step(model), step)
-        if run.manager.latest_checkpoint != str(run_dir / CHECKPOINTS / f"ckpt-{step}"):
-            save_checkpoint(run.manager, step)
+        if run.manager.latest_checkpoint != str(own_dir / CHECKPOINTS / f"ckpt-{step}"):
+            _save(run, run.manager, step)
     writer.close()
     log(f"stopped at step {step} ({stopped}); checkpoints in {run_dir / CHECKPOINTS}")
     return TrainResult(step, int(progress.epoch), float(progress.best_bleu), stopped)
