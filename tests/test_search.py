@@ -153,3 +153,30 @@ def test_an_ended_hypothesis_pushed_out_of_the_beam_is_still_returned():
     )
     assert result.lengths.numpy()[0, 0] == 0
     assert float(result.scores[0, 0]) == pytest.approx(math.log(0.06), abs=1e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.5])
+def test_a_beam_as_wide_as_all_prefixes_finds_the_exhaustive_optimum(alpha):
+    """Beam search ranks only each beam's top K tokens plus EOS; with K at least the number
+    of prefixes it must still find the best complete sentence of all, found by enumeration."""
+    import itertools
+
+    rng = np.random.default_rng(7)
+    table = rng.dirichlet(np.full(V, 0.5), size=V)
+    log_table = np.log(table)
+    limit = 4  # output tokens including EOS
+    best = -np.inf
+    for length in range(limit):
+        for words in itertools.product([t for t in range(V) if t != EOS_ID], repeat=length):
+            path = [BOS_ID, *words, EOS_ID]
+            log_prob = sum(log_table[a, b] for a, b in zip(path, path[1:]))
+            best = max(best, log_prob / ((5 + length + 1) / 6) ** alpha)
+    found = beam_search(
+        table_step_fn(table),
+        tf.zeros([1, 1]),
+        tf.fill([1], BOS_ID),
+        tf.constant([limit]),
+        beam_size=(V - 1) ** (limit - 1),
+        alpha=alpha,
+    )
+    assert float(found.scores[0, 0]) == pytest.approx(best, abs=1e-4)

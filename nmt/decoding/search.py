@@ -197,17 +197,33 @@ def beam_search(
         cum_log_probs, lengths, finished = beams.cum_log_probs, beams.lengths, beams.finished
         coverage, kept_scores, kept_history = beams.coverage, beams.kept_scores, beams.kept_history
         log_probs, state, attention = step_fn(beams.tokens, beams.state)
+        # Only a beam's K best tokens can enter the global top K (its other tokens rank below
+        # them), plus EOS, the one token whose rank the coverage penalty changes. Ranking these
+        # K + 1 candidates per beam instead of all V tokens is exact and saves ~10 passes
+        # over [B * K, V] per step.
         vocab = tf.shape(log_probs)[-1]
-        log_probs = tf.reshape(log_probs, [batch, k, vocab])
+        top_log_probs, top_tokens = tf.math.top_k(log_probs, k=tf.minimum(k, vocab))
+        top_log_probs = tf.where(tf.equal(top_tokens, EOS_ID), _NEG_INF, top_log_probs)
+        eos_log_probs = tf.reshape(log_probs[:, EOS_ID], [batch, k])
+        options = tf.shape(top_tokens)[-1] + 1  # K + 1 candidates per beam, EOS last
+        cand_tokens = tf.concat(
+            [tf.reshape(top_tokens, [batch, k, -1]), tf.fill([batch, k, 1], EOS_ID)], -1
+        )
+        cand_log_probs = tf.concat(
+            [tf.reshape(top_log_probs, [batch, k, -1]), eos_log_probs[..., None]], -1
+        )
+        # An ended hypothesis can only "emit" EOS again, at no cost (its score stays put); one
+        # at its length limit must emit EOS.
         force_eos = tf.logical_and(t >= limits - 1, tf.logical_not(finished))
-        log_probs = tf.where(
-            force_eos[..., None], _eos_only(log_probs, log_probs[..., EOS_ID]), log_probs
+        only_eos = tf.logical_or(finished, force_eos)[..., None]  # [B, K, 1]
+        eos_slot = tf.equal(tf.range(options), options - 1)  # [K + 1]
+        cand_log_probs = tf.where(
+            tf.logical_and(only_eos, tf.logical_not(eos_slot)), _NEG_INF, cand_log_probs
         )
-        # An ended hypothesis can only "emit" EOS again, at no cost: its score stays put.
-        log_probs = tf.where(
-            finished[..., None], _eos_only(log_probs, tf.zeros_like(cum_log_probs)), log_probs
+        cand_log_probs = tf.where(
+            tf.logical_and(finished[..., None], eos_slot), 0.0, cand_log_probs
         )
-        candidates = cum_log_probs[..., None] + log_probs  # [B, K, V]
+        candidates = cum_log_probs[..., None] + cand_log_probs  # [B, K, K + 1]
         new_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)
         ranking = candidates / length_penalty(new_lengths, alpha)[..., None]
         if use_coverage:
@@ -215,11 +231,11 @@ def beam_search(
             coverage = coverage + tf.where(finished[..., None], 0.0, attention)
             # Only complete hypotheses (those ending with EOS) pay the coverage penalty: on
             # partial ones it mostly measures how far they have got, not what they missed.
-            ends = tf.one_hot(EOS_ID, vocab, on_value=True, off_value=False)
             penalty = coverage_penalty(coverage, mask, beta)[..., None]
-            ranking += tf.where(ends, penalty, 0.0)
+            ranking += tf.where(eos_slot, penalty, 0.0)
         scores, flat = tf.math.top_k(tf.reshape(ranking, [batch, -1]), k=k)  # [B, K]
-        parents, next_tokens = flat // vocab, flat % vocab
+        parents = flat // options
+        next_tokens = tf.gather(tf.reshape(cand_tokens, [batch, -1]), flat, batch_dims=1)
         cum_log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), flat, batch_dims=1)
         lengths = tf.gather(new_lengths, parents, batch_dims=1)
         was_finished = tf.gather(finished, parents, batch_dims=1)
