@@ -33,8 +33,8 @@ from nmt.training.checkpoint import BEST, CHECKPOINTS, TrainingProgress, restore
 from nmt.training.distribution import (
     Worker,
     discard_scratch,
-    make_strategy,
     make_stop_vote,
+    make_strategy,
     scratch_dir,
     shard_batches,
     wait_for,
