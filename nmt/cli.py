@@ -167,7 +167,12 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="longest output, as a multiple of the source length (plus 10)",
     )
-    group.add_argument("--checkpoint", help="checkpoint prefix to load instead of the best one")
+    group.add_argument(
+        "--checkpoint",
+        action="append",
+        help="checkpoint prefix to load instead of the best one (e.g. RUN/checkpoints/ckpt-4500);"
+        " repeat it to decode with an ensemble that averages the models' probabilities",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -79,3 +79,41 @@ def test_nbest_lists_are_sorted(translator):
         assert len(hypotheses) == 3
         scores = [h.score for h in hypotheses]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_an_ensemble_of_one_model_twice_is_that_model(trained_run, translator):
+    best = Translator.load(trained_run)
+    twice = Translator.load(trained_run, [str(c) for c in _best_checkpoint(trained_run)] * 2)
+    sentences = ["twenty one", "seven hundred and five", "three thousand"]
+    for beam in (1, 3):
+        single = best.translate_nbest(sentences, beam_size=beam)
+        double = twice.translate_nbest(sentences, beam_size=beam)
+        assert [h[0].text for h in single] == [h[0].text for h in double]
+        np.testing.assert_allclose(
+            [h[0].score for h in single], [h[0].score for h in double], atol=1e-4
+        )
+
+
+def _best_checkpoint(run_dir):
+    from nmt.training.checkpoint import BEST, checkpoints_in
+
+    return checkpoints_in(run_dir / BEST)[:1]
+
+
+def test_ensemble_greedy_score_is_the_log_mean_probability_of_its_output(trained_run):
+    """Two different checkpoints: each step's score is log((p_1(y) + p_2(y)) / 2)."""
+    from nmt.training.checkpoint import CHECKPOINTS, checkpoints_in
+
+    paths = checkpoints_in(trained_run / CHECKPOINTS)[-2:]
+    ensemble = Translator.load(trained_run, paths)
+    source = tf.constant(ensemble.tokenizer.encode_source(["four hundred and twelve"]), tf.int32)
+    found = ensemble._search_function(DecodingConfig(beam_size=1))(source)
+    target = list(found.tokens[0, 0, : found.lengths[0, 0]].numpy()) + [3]  # + EOS
+    target_in = tf.constant([[BOS_ID] + target[:-1]], tf.int32)
+    log_probs = [
+        tf.nn.log_softmax(model({"source": source, "target_in": target_in}))[0]
+        for model in ensemble.models
+    ]
+    mean = tf.reduce_logsumexp(tf.stack(log_probs), 0) - np.log(2.0)
+    expected = sum(float(mean[t, token]) for t, token in enumerate(target))
+    assert float(found.scores[0, 0]) == pytest.approx(expected, abs=1e-3)

@@ -3,6 +3,10 @@
 `Translator.translate` returns exactly one output per input, in input order. Empty or
 whitespace-only inputs give empty outputs without touching the model; inputs longer than the
 model's source limit are truncated with a warning (never dropped).
+
+Several models (checkpoints of one run, or runs sharing config and tokenizer) decode as an
+ensemble: every step averages their next-token probabilities, log(1/M sum_m p_m(y)), as in
+Sutskever et al. (2014) and OpenNMT-py's ensemble decoding.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ class Hypothesis(NamedTuple):
 
 
 class Translator:
-    """A model, its tokenizer and decoding settings.
+    """A model (or an ensemble of models), its tokenizer and decoding settings.
 
     Args:
-        model: a built `Seq2Seq`.
+        model: a built `Seq2Seq`, or a sequence of them to decode as an ensemble.
         tokenizer: the tokenizer the model was trained with.
         decoding: default search settings (each call may override them).
         max_source_length: longer inputs are truncated to this many pieces.
@@ -53,12 +57,16 @@ class Translator:
         decoding: DecodingConfig | None = None,
         max_source_length: int = 250,
     ):
-        if tokenizer.target_vocab_size != model.target_vocab_size:
-            raise NmtError(
-                f"the tokenizer's target vocabulary ({tokenizer.target_vocab_size} pieces) does "
-                f"not match the model's ({model.target_vocab_size}); use the run's own tokenizer"
-            )
-        self.model = model
+        models = list(model) if isinstance(model, Sequence) else [model]
+        for one in models:
+            if tokenizer.target_vocab_size != one.target_vocab_size:
+                raise NmtError(
+                    f"the tokenizer's target vocabulary ({tokenizer.target_vocab_size} pieces) "
+                    f"does not match the model's ({one.target_vocab_size}); use the run's own "
+                    "tokenizer"
+                )
+        self.models = models
+        self.model = models[0]
         self.tokenizer = tokenizer
         self.decoding = decoding or DecodingConfig()
         self.max_source_length = max_source_length
@@ -66,8 +74,13 @@ class Translator:
         self.truncated = 0  # inputs cut to max_source_length so far
 
     @classmethod
-    def load(cls, run_dir: str | Path, checkpoint: str | None = None) -> Translator:
-        """Loads the best checkpoint of a run directory (or the latest, or a given one).
+    def load(cls, run_dir: str | Path, checkpoint: str | Sequence[str] | None = None) -> Translator:
+        """Loads the best checkpoint of a run directory (or the latest, or given ones).
+
+        Args:
+            run_dir: the run whose config and tokenizer are used.
+            checkpoint: a checkpoint prefix, or several to decode as an ensemble (they may
+                come from other runs with the same model config and tokenizer).
 
         Raises:
             NmtError: not a run directory, no checkpoint, or a tokenizer/model mismatch.
@@ -77,10 +90,16 @@ class Translator:
             raise NmtError(f"{run_dir}: no such run directory")
         config = read_saved_config(run_dir / "config.yaml")
         tokenizer = Tokenizer.load(run_dir / "tokenizer")
-        model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
-        restore_weights(model, run_dir, checkpoint)
+        paths = [checkpoint] if checkpoint is None or isinstance(checkpoint, str) else checkpoint
+        models = []
+        for path in paths:
+            model = build_model(
+                config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size
+            )
+            restore_weights(model, run_dir, path)
+            models.append(model)
         return cls(
-            model, tokenizer, config.decoding, max_source_length=config.data.max_source_length
+            models, tokenizer, config.decoding, max_source_length=config.data.max_source_length
         )
 
     def _search_function(self, settings: DecodingConfig):
@@ -94,20 +113,31 @@ class Translator:
 
     def _search(self, source: tf.Tensor, settings: DecodingConfig) -> SearchResult:
         """source [B, T_s] -> SearchResult."""
-        memory, state = self.model.encode(source)
+        memories, states = zip(*(model.encode(source) for model in self.models))
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, PAD_ID), tf.float32), axis=1)
         max_lengths = tf.cast(lengths * settings.max_length_ratio, tf.int32)
         max_lengths = tf.maximum(max_lengths + settings.max_length_offset, 1)
         start = tf.fill(tf.shape(source)[:1], BOS_ID)
         k = settings.beam_size
         if k > 1:
-            memory = tile_beam(memory, k)
+            memories = tile_beam(memories, k)
+        # Cast and concatenated once, outside the search loop.
+        weights = [model.step_weights() for model in self.models]
 
-        weights = self.model.step_weights()  # cast and concatenated once, outside the loop
+        def step_fn(tokens, states):
+            outs = [
+                model.step(tokens, state, memory, w)
+                for model, state, memory, w in zip(self.models, states, memories, weights)
+            ]
+            log_probs = [tf.nn.log_softmax(tf.cast(out.logits, tf.float32)) for out in outs]
+            attention = [tf.cast(out.attention, tf.float32) for out in outs]
+            if len(outs) > 1:  # log of the mean probability
+                log_probs = [tf.reduce_logsumexp(tf.stack(log_probs), 0) - np.log(len(outs))]
+                attention = [tf.add_n(attention) / len(outs)]
+            return log_probs[0], tuple(out.state for out in outs), attention[0]
 
-        def step_fn(tokens, state):
-            out = self.model.step(tokens, state, memory, weights)
-            return tf.nn.log_softmax(tf.cast(out.logits, tf.float32)), out.state, out.attention
+        state = tuple(states)
+        memory = memories[0]
 
         if k == 1:
             return greedy_search(step_fn, state, start, max_lengths)
