@@ -109,6 +109,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         raise NmtError("give --hyp (a translated file) or --run-dir and --source")
     results = score(hypotheses, references, lang=args.lang)
+    if args.baseline:
+        from nmt.evaluation import paired_bootstrap
+
+        baseline = list(read_lines(args.baseline))
+        if len(baseline) != len(references):
+            raise NmtError(
+                f"--baseline {args.baseline} has {len(baseline)} lines but --ref {args.ref} "
+                f"has {len(references)}"
+            )
+        results["paired_bootstrap"] = paired_bootstrap(hypotheses, baseline, references)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -120,6 +130,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         )
         for key, label in labels:
             print(f"{label:<12} {results[key]['score']:6.2f}   {results[key]['signature']}")
+        if args.baseline:
+            test = results["paired_bootstrap"]
+            ours, base = test["system"], test["baseline"]
+            print(
+                f"paired bootstrap: BLEU {ours['mean']:.2f} ± {ours['ci']:.2f} vs baseline "
+                f"{base['mean']:.2f} ± {base['ci']:.2f} (95% CI), p = {test['p_value']:.4f}   "
+                f"{test['signature']}"
+            )
     return 0
 
 
@@ -242,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="source file to translate with --run-dir")
     p.add_argument("--lang", default="en", help="target language code for Moses tokenization")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.add_argument(
+        "--baseline",
+        help="another system's translations of the same source: adds a paired bootstrap test "
+        "(1000 resamples) of whether the BLEU difference is significant",
+    )
     _add_decoding_flags(p)
     p.set_defaults(run=_evaluate)
 
