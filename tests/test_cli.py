@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from conftest import run_nmt
 
 BLEU_FLOOR = 45.0
@@ -97,7 +98,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
 
 
 def test_help_explains_every_subcommand():
-    for command in ("train", "translate", "evaluate", "demo"):
+    for command in ("train", "translate", "evaluate", "sweep", "average", "demo"):
         text = run_nmt(command, "--help").stdout
         assert "usage: nmt " + command in text
         assert "--" in text
@@ -135,3 +136,33 @@ def test_translate_memory_does_not_grow_with_input_length(trained_run, tmp_path)
         assert output.read_text().count("\n") == lines
         peaks[lines] = usage.ru_maxrss  # KiB
     assert peaks[1_000_000] < peaks[10_000] * 1.1, peaks
+
+
+def test_sweep_reports_every_grid_point_and_matches_evaluate(trained_run, toy_data):
+    source, ref = str(toy_data["valid.en"]), str(toy_data["valid.de"])
+    common = ["--run-dir", str(trained_run), "--beam-size", "2"]
+    out = run_nmt(
+        "sweep", *common, "--source", source, "--ref", ref, "--alpha", "0", "1", "--beta", "0"
+    ).stdout
+    rows = [line.split() for line in out.splitlines() if line[:6].strip()[:1].isdigit()]
+    assert [(float(r[0]), float(r[1])) for r in rows] == [(0.0, 0.0), (1.0, 0.0)]
+    best = max(float(r[2]) for r in rows)
+    assert f"(BLEU {best:.2f})" in out
+    scores = json.loads(
+        run_nmt(
+            "evaluate",
+            *common,
+            "--source",
+            source,
+            "--ref",
+            ref,
+            "--length-penalty",
+            "1",
+            "--coverage-penalty",
+            "0",
+            "--lang",
+            "de",
+            "--json",
+        ).stdout
+    )
+    assert float(rows[1][2]) == pytest.approx(scores["bleu"]["score"], abs=0.01)
