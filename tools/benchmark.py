@@ -7,11 +7,13 @@
     python tools/benchmark.py matmul
 
 train: target tokens/s of the real training step (the same `make_train_step` as `nmt train`)
-after a warm-up, median over 50-step windows, no validation or checkpoints, plus peak RSS.
+after a warm-up, median over 50-step windows, no validation or checkpoints, plus peak RSS and
+the model's matmul GFLOP/s on real tokens (`training_flops`).
 Token counts follow shared/peers: target pieces + one EOS per sentence.
 decode: sentences/s and target pieces/s (EOS excluded) for a whole file after model load; the
 first pass includes tf.function tracing, later passes are steady state; medians reported.
-matmul: float32 GFLOP/s of a 2048x2048 matmul, the hardware yardstick.
+matmul: float32 and bfloat16 GFLOP/s of a 2048x2048 matmul (the hardware yardstick) and of
+two matmul shapes of ref-small (an LSTM step at batch 64, the output projection).
 """
 
 from __future__ import annotations
@@ -31,6 +33,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def training_flops(model_config, vocab_size: int, batch) -> float:
+    """Matmul FLOPs of one training step on a batch's real (unpadded) tokens.
+
+    Forward: encoder per source token, decoder per target token, attention per (source,
+    target) token pair; backward costs twice the forward, so a step is 3x the forward.
+    Elementwise work (gates, softmax) is left out, as usual for FLOP counts.
+    """
+    import numpy as np
+
+    m = model_config
+    e, h, half = m.embedding_size, m.hidden_size, m.hidden_size // 2
+    encoder = 2 * 2 * (e + half) * 4 * half + (m.encoder_layers - 1) * 2 * 2 * h * 4 * h
+    encoder += 2 * h * h if m.attention != "dot" else 0  # keys, projected once
+    feed = h if m.input_feeding else 0
+    decoder = 2 * (e + feed + h) * 4 * h + (m.decoder_layers - 1) * 2 * 2 * h * 4 * h
+    decoder += 2 * 2 * h * h + 2 * h * vocab_size  # combine [c; h], output projection
+    source_lengths = (batch["source"].numpy() != 0).sum(1)
+    target_lengths = (batch["target_out"].numpy() != 0).sum(1)
+    pairs = float(np.dot(source_lengths, target_lengths))
+    forward = encoder * source_lengths.sum() + decoder * target_lengths.sum() + 2 * 2 * h * pairs
+    return 3.0 * forward
 
 
 def bench_train(args: argparse.Namespace) -> dict:
@@ -55,6 +80,7 @@ def bench_train(args: argparse.Namespace) -> dict:
     step = make_train_step(model, optimizer, t.label_smoothing, t.clip_norm, t.jit_compile)
     d = config.data
     windows, tokens, sources, sentences, started = [], 0.0, 0.0, 0, None
+    flops, window_flops = 0.0, []
     done = 0
     while done < args.steps:
         dataset = batches(
@@ -70,10 +96,12 @@ def bench_train(args: argparse.Namespace) -> dict:
                 tokens += float(batch_tokens)
                 sources += float((batch["source"] != 0).numpy().sum())
                 sentences += int(batch["source"].shape[0])
+                flops += training_flops(config.model, tokenizer.target_vocab_size, batch)
                 if (done - args.warmup) % 50 == 0:
                     now = time.perf_counter()
                     windows.append(tokens / (now - started))
-                    started, tokens = now, 0.0
+                    window_flops.append(flops / (now - started) / 1e9)
+                    started, tokens, flops = now, 0.0, 0.0
             if done >= args.steps:
                 break
     return {
@@ -85,6 +113,8 @@ def bench_train(args: argparse.Namespace) -> dict:
         "warmup_steps": args.warmup,
         "target_tokens_per_second_median": statistics.median(windows),
         "target_tokens_per_second_windows": [round(w) for w in windows],
+        "model_gflops_per_second_median": statistics.median(window_flops),
+        "model_mflops_per_target_token": 1e3 * sum(window_flops) / sum(windows),
         "mean_sentences_per_batch": sentences / max(done - args.warmup, 1),
         "peak_rss_gib": peak_rss_gib(),
     }
@@ -127,17 +157,19 @@ def bench_matmul(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
     results = {}
-    for m, k, n in ((2048, 2048, 2048), (64, 768, 1024)):
-        a, b = tf.random.normal([m, k]), tf.random.normal([k, n])
-        matmul = tf.function(lambda a, b: tf.matmul(a, b))
-        matmul(a, b).numpy()
-        repeats = max(3, int(2e10 / (2 * m * k * n)))
-        started = time.perf_counter()
-        for _ in range(repeats):
-            out = matmul(a, b)
-        out.numpy()
-        seconds = time.perf_counter() - started
-        results[f"{m}x{k}x{n}_gflops"] = 2 * m * k * n * repeats / seconds / 1e9
+    for dtype in (tf.float32, tf.bfloat16):
+        for m, k, n in ((2048, 2048, 2048), (64, 768, 1024), (1024, 256, 8000)):
+            a = tf.cast(tf.random.normal([m, k]), dtype)
+            b = tf.cast(tf.random.normal([k, n]), dtype)
+            matmul = tf.function(lambda a, b: tf.matmul(a, b))
+            matmul(a, b).numpy()
+            repeats = max(3, int(2e10 / (2 * m * k * n)))
+            started = time.perf_counter()
+            for _ in range(repeats):
+                out = matmul(a, b)
+            out.numpy()
+            seconds = time.perf_counter() - started
+            results[f"{dtype.name}_{m}x{k}x{n}_gflops"] = 2 * m * k * n * repeats / seconds / 1e9
     return {"benchmark": "matmul", **results}
 
 
@@ -156,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
-    sub.add_parser("matmul", help="float32 matmul peak")
+    sub.add_parser("matmul", help="float32 and bfloat16 matmul peaks")
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args(argv)
     result = {"train": bench_train, "decode": bench_decode, "matmul": bench_matmul}[args.what](args)
