@@ -180,3 +180,14 @@ def test_a_beam_as_wide_as_all_prefixes_finds_the_exhaustive_optimum(alpha):
         alpha=alpha,
     )
     assert float(found.scores[0, 0]) == pytest.approx(best, abs=1e-4)
+
+
+@pytest.mark.parametrize("vocab", [3, 60, 128, 8000, 8001])
+def test_blocked_top_k_equals_top_k(vocab):
+    from nmt.decoding.search import top_k_rows
+
+    x = tf.constant(np.random.default_rng(vocab).normal(size=(7, vocab)), tf.float32)
+    values, columns = top_k_rows(x, 5)
+    expected_values, expected_columns = tf.math.top_k(x, k=min(5, vocab))
+    np.testing.assert_array_equal(values, expected_values)
+    np.testing.assert_array_equal(columns, expected_columns)

@@ -66,6 +66,28 @@ def coverage_penalty(coverage: tf.Tensor, mask: tf.Tensor, beta: float) -> tf.Te
     return beta * tf.reduce_sum(tf.where(mask, logs, 0.0), axis=-1)
 
 
+def top_k_rows(x: tf.Tensor, k: int, block: int = 128) -> tuple[tf.Tensor, tf.Tensor]:
+    """`tf.math.top_k(x, k)` for x [N, V] with k much smaller than V, several times faster on CPU.
+
+    The k largest values lie in the k blocks of `block` columns with the largest maxima, so
+    one pass takes every block's maximum and `top_k` then runs on k blocks only. Equal values
+    may come back in another order than `tf.math.top_k` would give them.
+
+    Returns:
+        values [N, k'] and column indices [N, k'], k' = min(k, V), largest first.
+    """
+    rows, vocab = tf.shape(x)[0], tf.shape(x)[1]
+    k = tf.minimum(k, vocab)
+    blocks = (vocab + block - 1) // block
+    padded = tf.pad(x, [[0, 0], [0, blocks * block - vocab]], constant_values=x.dtype.min)
+    grid = tf.reshape(padded, [rows, blocks, block])  # [N, V / block, block]
+    _, best_blocks = tf.math.top_k(tf.reduce_max(grid, axis=-1), k=tf.minimum(k, blocks))
+    candidates = tf.reshape(tf.gather(grid, best_blocks, batch_dims=1), [rows, -1])
+    values, flat = tf.math.top_k(candidates, k=k)  # [N, k]
+    columns = tf.gather(best_blocks, flat // block, batch_dims=1) * block + flat % block
+    return values, columns
+
+
 def tile_beam(nest: Any, beam_size: int) -> Any:
     """Repeats every tensor of a nest K times along axis 0: [B, ...] -> [B * K, ...]."""
     return tf.nest.map_structure(lambda t: tf.repeat(t, beam_size, axis=0), nest)
@@ -200,9 +222,8 @@ def beam_search(
         # Only a beam's K best tokens can enter the global top K (its other tokens rank below
         # them), plus EOS, the one token whose rank the coverage penalty changes. Ranking these
         # K + 1 candidates per beam instead of all V tokens is exact and saves ~10 passes
-        # over [B * K, V] per step.
-        vocab = tf.shape(log_probs)[-1]
-        top_log_probs, top_tokens = tf.math.top_k(log_probs, k=tf.minimum(k, vocab))
+        # over [B * K, V] per step; `top_k_rows` finds the K best cheaply.
+        top_log_probs, top_tokens = top_k_rows(log_probs, k)
         top_log_probs = tf.where(tf.equal(top_tokens, EOS_ID), _NEG_INF, top_log_probs)
         eos_log_probs = tf.reshape(log_probs[:, EOS_ID], [batch, k])
         options = tf.shape(top_tokens)[-1] + 1  # K + 1 candidates per beam, EOS last

@@ -36,6 +36,19 @@ class DecoderState(NamedTuple):
     feed: object  # [B, H] previous attentional vector a_{t-1}
 
 
+class StepWeights(NamedTuple):
+    """The weights one inference step reads, cast to the compute dtype once per search.
+
+    Under bfloat16, Keras layers would cast the whole embedding table and output matrix at
+    every step (a tenth of a beam-search step on CPU).
+    """
+
+    rnn: tuple  # LayerWeights per layer (rnn.py)
+    embedding: object  # [V, E]
+    output_kernel: object  # [H, V]
+    output_bias: object  # [V]
+
+
 class StepOutput(NamedTuple):
     logits: object  # [B, V]
     state: DecoderState
@@ -161,20 +174,45 @@ class Decoder(keras.layers.Layer):
         attentional = attentional[:, 0, :]
         return attentional, DecoderState(rnn=rnn_state, feed=attentional), attention[:, 0, :]
 
+    def step_weights(self) -> StepWeights:
+        """`step`'s weights in the compute dtype; loops compute them once, before they start."""
+        dtype = self.compute_dtype
+        embedding = tf.cast(self.embedding.embeddings, dtype)
+        if self.output_projection is None:
+            kernel, bias = tf.transpose(embedding), self.output_bias
+        else:
+            kernel, bias = self.output_projection.kernel, self.output_projection.bias
+        return StepWeights(
+            rnn=self.rnn.step_weights(dtype),
+            embedding=embedding,
+            output_kernel=tf.cast(kernel, dtype),
+            output_bias=tf.cast(bias, dtype),
+        )
+
     def step(
-        self, tokens, state: DecoderState, memory: Memory, training=False, weights=None
+        self,
+        tokens,
+        state: DecoderState,
+        memory: Memory,
+        training=False,
+        weights: StepWeights | None = None,
     ) -> StepOutput:
         """One decoding step: tokens [B] (previous outputs) -> logits [B, V].
 
-        `weights` is `self.rnn.step_weights(...)`, passed in by loops that step many times.
+        `weights` is `step_weights()`, passed in by loops that step many times (inference).
         """
-        embedded = self.dropout(self.embedding(tokens), training=training)
+        if weights is None:
+            embedded = self.dropout(self.embedding(tokens), training=training)
+        else:
+            embedded = tf.gather(weights.embedding, tokens)
         attentional, state, attention = self._step_attentional(
-            embedded, state, memory, training, weights
+            embedded, state, memory, training, None if weights is None else weights.rnn
         )
-        return StepOutput(
-            logits=self.project(attentional, training), state=state, attention=attention
-        )
+        if weights is None:
+            logits = self.project(attentional, training)
+        else:
+            logits = tf.matmul(attentional, weights.output_kernel) + weights.output_bias
+        return StepOutput(logits=logits, state=state, attention=attention)
 
     def call(self, target_in, state: DecoderState, memory: Memory, training=False):
         """Teacher-forced decoding of target_in [B, T_t] -> logits [B, T_t, V]."""

@@ -87,7 +87,7 @@ class Seq2Seq(keras.Model):
 
     def step_weights(self):
         """The decoder LSTMs' weights for `step`; a search computes them once before its loop."""
-        return self.decoder.rnn.step_weights(self.compute_dtype)
+        return self.decoder.step_weights()
 
     def step(self, tokens, state: DecoderState, memory: Memory, weights=None) -> StepOutput:
         """One inference step: previous tokens [B] -> logits [B, V], new state, attention."""
