@@ -31,10 +31,14 @@ def test_step_by_step_equals_teacher_forcing(attention, input_feeding):
     logits = model({"source": SOURCE, "target_in": TARGET_IN})
     assert logits.shape == (2, 4, 24)
     memory, state = model.encode(SOURCE)
+    weights = model.step_weights()  # what the search uses: weights cast and fused once
+    fused_state = state
     for t in range(TARGET_IN.shape[1]):
         out = model.step(TARGET_IN[:, t], state, memory)
         np.testing.assert_allclose(out.logits, logits[:, t], atol=1e-5)
-        state = out.state
+        fused = model.step(TARGET_IN[:, t], fused_state, memory, weights)
+        np.testing.assert_allclose(fused.logits, logits[:, t], atol=1e-5)
+        state, fused_state = out.state, fused.state
 
 
 def test_source_padding_changes_nothing_and_gets_no_attention():
