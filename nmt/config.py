@@ -102,6 +102,9 @@ class ModelConfig:
     residual_start: int = 2  # 0-based index of the first layer with x + LSTM(x), as in GNMT
     attention: Literal["general", "dot", "bahdanau"] = "general"
     input_feeding: bool = True  # feed the previous attentional vector to the bottom decoder layer
+    # "top": the top decoder layer queries attention (Luong); "bottom": the bottom layer queries
+    # and the context feeds every upper layer (GNMT, Wu et al., 2016); needs decoder_layers >= 2
+    attention_layer: Literal["top", "bottom"] = "top"
     dropout: float = 0.3  # on embeddings, between layers and before the output projection
     tie_output_embedding: bool = False  # output projection = target embedding transposed
     # Arithmetic type; weights stay float32. bfloat16 pays off on CPUs with AVX512_BF16/AMX
@@ -118,6 +121,12 @@ class ModelConfig:
             "even (the bidirectional bottom layer splits it in two directions)",
         )
         _require(self.residual_start >= 1, "model.residual_start", self.residual_start, ">= 1")
+        _require(
+            self.attention_layer == "top" or self.decoder_layers >= 2,
+            "model.attention_layer",
+            self.attention_layer,
+            '"top" unless model.decoder_layers >= 2',
+        )
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "in [0, 1)")
         _require(
             not self.tie_output_embedding or self.embedding_size == self.hidden_size,

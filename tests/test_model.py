@@ -26,8 +26,9 @@ def tiny(**options) -> Seq2Seq:
 
 @pytest.mark.parametrize("attention", ["general", "dot", "bahdanau"])
 @pytest.mark.parametrize("input_feeding", [True, False])
-def test_step_by_step_equals_teacher_forcing(attention, input_feeding):
-    model = tiny(attention=attention, input_feeding=input_feeding)
+@pytest.mark.parametrize("attention_layer", ["top", "bottom"])
+def test_step_by_step_equals_teacher_forcing(attention, input_feeding, attention_layer):
+    model = tiny(attention=attention, input_feeding=input_feeding, attention_layer=attention_layer)
     logits = model({"source": SOURCE, "target_in": TARGET_IN})
     assert logits.shape == (2, 4, 24)
     memory, state = model.encode(SOURCE)
@@ -102,3 +103,18 @@ def test_bfloat16_compute_uses_the_float32_weights_and_stays_close():
     memory, state = fast.encode(SOURCE)
     out = fast.step(TARGET_IN[:, 0], state, memory, fast.step_weights())
     np.testing.assert_allclose(tf.cast(out.logits, tf.float32), expected[:, 0], atol=0.05)
+
+
+def test_gnmt_attention_is_queried_by_the_bottom_layer_and_feeds_the_upper_ones():
+    model = tiny(attention_layer="bottom")
+    decoder = model.decoder
+    assert decoder.combine is None
+    for lstm in decoder.upper.lstms:  # input [lower output; context]
+        assert lstm.cell.kernel.shape[0] == 2 * decoder.hidden_size
+    memory, state = model.encode(SOURCE)
+    before = model.step(TARGET_IN[:, 0], state, memory)
+    for lstm in decoder.upper.lstms:
+        lstm.cell.kernel.assign(lstm.cell.kernel * 2.0)
+    after = model.step(TARGET_IN[:, 0], state, memory)
+    np.testing.assert_allclose(after.attention, before.attention)  # upper layers: no say
+    assert not np.allclose(after.logits, before.logits)  # but they shape the output

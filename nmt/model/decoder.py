@@ -67,7 +67,11 @@ class Decoder(keras.layers.Layer):
         residual_start: first layer index with a residual connection (>= 1: layer 0's input
             is an embedding, not of size H).
         attention: "dot", "general" or "bahdanau".
-        input_feeding: feed a_{t-1} to the bottom layer.
+        input_feeding: feed a_{t-1} (GNMT attention: c_{t-1}) to the bottom layer.
+        attention_layer: "top": the top layer queries attention and a_t = tanh(W_c [c_t; h_t])
+            is projected (Luong et al., 2015); "bottom": the bottom layer queries, c_t joins
+            the input of every upper layer and the top layer's output is projected (GNMT,
+            Wu et al., 2016, section 3); needs num_layers >= 2.
         dropout: rate on embeddings, between layers and before the output projection.
         tie_output_embedding: use the embedding matrix (transposed) as output projection.
     """
@@ -83,9 +87,18 @@ class Decoder(keras.layers.Layer):
         input_feeding: bool = True,
         dropout: float = 0.0,
         tie_output_embedding: bool = False,
+        attention_layer: str = "top",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if attention_layer not in ("top", "bottom"):
+            raise ValueError(
+                f"`attention_layer` must be 'top' or 'bottom', got {attention_layer!r}"
+            )
+        if attention_layer == "bottom" and num_layers < 2:
+            raise ValueError(
+                f"`attention_layer='bottom'` needs `num_layers` >= 2, got {num_layers}"
+            )
         if tie_output_embedding and embedding_size != hidden_size:
             raise ValueError(
                 "`tie_output_embedding` needs `embedding_size` == `hidden_size`, got "
@@ -100,13 +113,35 @@ class Decoder(keras.layers.Layer):
         self.input_feeding = input_feeding
         self.dropout_rate = dropout
         self.tie_output_embedding = tie_output_embedding
+        self.attention_layer = attention_layer
+        self.gnmt = attention_layer == "bottom"
         self.embedding = keras.layers.Embedding(vocab_size, embedding_size, name="embedding")
+        # GNMT: `rnn` is the bottom layer alone and `upper` the layers fed with the context.
         self.rnn = ResidualLSTMStack(
-            hidden_size, num_layers, residual_start=residual_start, dropout=dropout, name="rnn"
+            hidden_size,
+            1 if self.gnmt else num_layers,
+            residual_start=residual_start,
+            dropout=dropout,
+            name="rnn",
+        )
+        self.upper = (
+            ResidualLSTMStack(
+                hidden_size,
+                num_layers - 1,
+                residual_start=residual_start,
+                first_layer_index=1,
+                dropout=dropout,
+                context_size=hidden_size,
+                name="upper",
+            )
+            if self.gnmt
+            else None
         )
         self.attention = Attention(hidden_size, attention, name="attention")
-        self.combine = keras.layers.Dense(
-            hidden_size, activation="tanh", use_bias=False, name="combine"
+        self.combine = (
+            None
+            if self.gnmt
+            else keras.layers.Dense(hidden_size, activation="tanh", use_bias=False, name="combine")
         )
         self.dropout = keras.layers.Dropout(dropout)
         self.output_projection = (
@@ -117,8 +152,11 @@ class Decoder(keras.layers.Layer):
         self.embedding.build((None, None))
         rnn_input = self.embedding_size + (self.hidden_size if self.input_feeding else 0)
         self.rnn.build((None, None, rnn_input))
+        if self.gnmt:
+            self.upper.build((None, None, self.hidden_size))
+        else:
+            self.combine.build((None, None, 2 * self.hidden_size))
         self.attention.build()
-        self.combine.build((None, None, 2 * self.hidden_size))
         if self.output_projection is None:
             self.output_bias = self.add_weight(
                 shape=(self.vocab_size,), initializer="zeros", name="output_bias"
@@ -134,14 +172,12 @@ class Decoder(keras.layers.Layer):
     def initial_state(self, encoder_states) -> DecoderState:
         """Decoder layer l starts from encoder layer l's final state, zeros where none exists."""
         batch = ops.shape(encoder_states[0][0])[0]
-        zeros = self.rnn.zero_state(batch)
+        zeros = ops.zeros((batch, self.hidden_size), dtype=self.compute_dtype)
         rnn = tuple(
-            encoder_states[layer] if layer < len(encoder_states) else zeros[layer]
+            encoder_states[layer] if layer < len(encoder_states) else (zeros, zeros)
             for layer in range(self.num_layers)
         )
-        return DecoderState(
-            rnn=rnn, feed=ops.zeros((batch, self.hidden_size), dtype=self.compute_dtype)
-        )
+        return DecoderState(rnn=rnn, feed=zeros)
 
     def project(self, attentional, training=False):
         """Vocabulary logits [..., V] from attentional vectors [..., H]."""
@@ -155,10 +191,15 @@ class Decoder(keras.layers.Layer):
         context, weights = self.attention(top, memory.keys, memory.values, memory.mask)
         return self.combine(ops.concatenate([context, top], -1)), weights
 
+    def _rnn_weights(self, dtype, pre_size: int = 0):
+        """The LSTM stacks' step weights: a tuple per layer, or (bottom, upper) with GNMT."""
+        bottom = self.rnn.step_weights(dtype, pre_size)
+        return (bottom, self.upper.step_weights(dtype)) if self.gnmt else bottom
+
     def _step_attentional(
         self, embedded, state: DecoderState, memory: Memory, training, weights=None, projected=None
     ):
-        """embedded [B, E] -> attentional a_t [B, H], new state, weights [B, T_s].
+        """embedded [B, E] -> output vector [B, H] to project, new state, weights [B, T_s].
 
         With `projected` (layer 0's projection of the embedding, computed for all steps before
         the loop), `embedded` is not used and may be None.
@@ -169,10 +210,27 @@ class Decoder(keras.layers.Layer):
             x = ops.concatenate([embedded, state.feed], -1)
         else:
             x = embedded
-        top, rnn_state = self.rnn.step(x, state.rnn, weights, projected, training=training)
-        attentional, attention = self._attend(top[:, None, :], memory)
-        attentional = attentional[:, 0, :]
-        return attentional, DecoderState(rnn=rnn_state, feed=attentional), attention[:, 0, :]
+        if not self.gnmt:
+            top, rnn_state = self.rnn.step(x, state.rnn, weights, projected, training=training)
+            attentional, attention = self._attend(top[:, None, :], memory)
+            attentional = attentional[:, 0, :]
+            return attentional, DecoderState(rnn=rnn_state, feed=attentional), attention[:, 0, :]
+        bottom_weights, upper_weights = (None, None) if weights is None else weights
+        bottom, bottom_state = self.rnn.step(
+            x, state.rnn[:1], bottom_weights, projected, training=training
+        )
+        context, attention = self.attention(
+            bottom[:, None, :], memory.keys, memory.values, memory.mask
+        )
+        context = context[:, 0, :]
+        top, upper_state = self.upper.step(
+            self.dropout(bottom, training=training),
+            state.rnn[1:],
+            upper_weights,
+            training=training,
+            context=context,
+        )
+        return top, DecoderState(rnn=bottom_state + upper_state, feed=context), attention[:, 0, :]
 
     def step_weights(self) -> StepWeights:
         """`step`'s weights in the compute dtype; loops compute them once, before they start."""
@@ -183,7 +241,7 @@ class Decoder(keras.layers.Layer):
         else:
             kernel, bias = self.output_projection.kernel, self.output_projection.bias
         return StepWeights(
-            rnn=self.rnn.step_weights(dtype),
+            rnn=self._rnn_weights(dtype),
             embedding=embedding,
             output_kernel=tf.cast(kernel, dtype),
             output_bias=tf.cast(bias, dtype),
@@ -219,6 +277,15 @@ class Decoder(keras.layers.Layer):
         embedded = self.dropout(self.embedding(target_in), training=training)
         if self.input_feeding:
             attentional = self._unroll(embedded, state, memory, training)
+        elif self.gnmt:  # no recurrence through the attention: whole sequences, no loop
+            bottom, _ = self.rnn(embedded, initial_state=state.rnn[:1], training=training)
+            context, _ = self.attention(bottom, memory.keys, memory.values, memory.mask)
+            attentional, _ = self.upper(
+                self.dropout(bottom, training=training),
+                initial_state=state.rnn[1:],
+                training=training,
+                context=context,
+            )
         else:
             top, _ = self.rnn(embedded, initial_state=state.rnn, training=training)
             attentional, _ = self._attend(top, memory)
@@ -231,8 +298,9 @@ class Decoder(keras.layers.Layer):
         the loop each layer does one matmul of [a_{t-1} or lower output; h] (see rnn.py).
         """
         steps = tf.shape(embedded)[1]
-        weights = self.rnn.step_weights(embedded.dtype, pre_size=self.embedding_size)
-        projected = time_steps(weights[0].project(embedded))  # T_t x [B, 4H]
+        weights = self._rnn_weights(embedded.dtype, pre_size=self.embedding_size)
+        bottom = weights[0][0] if self.gnmt else weights[0]
+        projected = time_steps(bottom.project(embedded))  # T_t x [B, 4H]
         outputs = tf.TensorArray(embedded.dtype, size=steps)
 
         def body(t, state, outputs):
@@ -258,5 +326,6 @@ class Decoder(keras.layers.Layer):
             input_feeding=self.input_feeding,
             dropout=self.dropout_rate,
             tie_output_embedding=self.tie_output_embedding,
+            attention_layer=self.attention_layer,
         )
         return config

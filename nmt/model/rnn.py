@@ -127,6 +127,8 @@ class ResidualLSTMStack(keras.layers.Layer):
         first_layer_index: global index of this stack's first layer (the encoder's bottom layer
             is bidirectional and lives outside the stack, so its upper stack starts at 1).
         dropout: rate applied to the input of every layer after the first of this stack.
+        context_size: size of a vector concatenated to every layer's input (GNMT decoders feed
+            the attention context to every layer above the bottom one); 0 for none.
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class ResidualLSTMStack(keras.layers.Layer):
         residual_start: int = 2,
         first_layer_index: int = 0,
         dropout: float = 0.0,
+        context_size: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -149,6 +152,7 @@ class ResidualLSTMStack(keras.layers.Layer):
         self.residual_start = residual_start
         self.first_layer_index = first_layer_index
         self.dropout_rate = dropout
+        self.context_size = context_size
         # One attribute per layer (not a list): tf.train.Checkpoint only tracks attributes.
         for i in range(num_layers):
             setattr(
@@ -167,20 +171,25 @@ class ResidualLSTMStack(keras.layers.Layer):
     def build(self, input_shape):
         size = input_shape[-1]
         for lstm in self.lstms:
-            lstm.build((None, None, size))
+            lstm.build((None, None, size + self.context_size))
             size = self.units
         self.built = True
 
     def _residual(self, layer: int, input_size: int) -> bool:
         return self.first_layer_index + layer >= self.residual_start and input_size == self.units
 
-    def call(self, inputs, initial_state=None, mask=None, training=False):
+    def _with_context(self, layer: int, x, context, training):
+        layer_input = self.dropout(x, training=training) if layer > 0 else x
+        return layer_input if context is None else ops.concatenate([layer_input, context], -1)
+
+    def call(self, inputs, initial_state=None, mask=None, training=False, context=None):
         """Runs the stack over whole sequences.
 
         Args:
             inputs: [B, T, D].
             initial_state: L (h, c) pairs, or None for zeros.
             mask: [B, T] bool, False at padding (final states are taken at the last real step).
+            context: [B, T, context_size] concatenated to every layer's input, or None.
 
         Returns:
             outputs [B, T, H] of the top layer and the L final (h, c) pairs.
@@ -188,7 +197,7 @@ class ResidualLSTMStack(keras.layers.Layer):
         states = []
         x = inputs
         for layer, lstm in enumerate(self.lstms):
-            layer_input = self.dropout(x, training=training) if layer > 0 else x
+            layer_input = self._with_context(layer, x, context, training)
             init = None if initial_state is None else initial_state[layer]
             y, h, c = run_lstm(lstm, layer_input, initial_state=init, mask=mask)
             x = y + x if self._residual(layer, x.shape[-1]) else y
@@ -207,7 +216,7 @@ class ResidualLSTMStack(keras.layers.Layer):
             for layer, lstm in enumerate(self.lstms)
         )
 
-    def step(self, inputs, states, weights=None, projected=None, training=False):
+    def step(self, inputs, states, weights=None, projected=None, training=False, context=None):
         """Advances every layer by one time step.
 
         Args:
@@ -215,6 +224,7 @@ class ResidualLSTMStack(keras.layers.Layer):
             states: L (h [B, H], c [B, H]) pairs.
             weights: `step_weights(...)`; None computes them here (fine outside loops).
             projected: [B, 4H], `weights[0].project(x_pre)` when pre_size > 0.
+            context: [B, context_size] concatenated to every layer's input, or None.
 
         Returns:
             output [B, H] of the top layer and the new L (h, c) pairs.
@@ -224,7 +234,7 @@ class ResidualLSTMStack(keras.layers.Layer):
         new_states = []
         x = inputs
         for layer, layer_weights in enumerate(weights):
-            layer_input = self.dropout(x, training=training) if layer > 0 else x
+            layer_input = self._with_context(layer, x, context, training)
             h, c = layer_weights.step(layer_input, states[layer], projected if layer == 0 else None)
             pre = layer_weights.pre_kernel
             size = x.shape[-1] + (0 if pre is None else pre.shape[0])
@@ -245,5 +255,6 @@ class ResidualLSTMStack(keras.layers.Layer):
             residual_start=self.residual_start,
             first_layer_index=self.first_layer_index,
             dropout=self.dropout_rate,
+            context_size=self.context_size,
         )
         return config

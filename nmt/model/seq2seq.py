@@ -36,6 +36,7 @@ class Seq2Seq(keras.Model):
         input_feeding: bool = True,
         dropout: float = 0.3,
         tie_output_embedding: bool = False,
+        attention_layer: str = "top",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -51,6 +52,7 @@ class Seq2Seq(keras.Model):
             input_feeding=input_feeding,
             dropout=dropout,
             tie_output_embedding=tie_output_embedding,
+            attention_layer=attention_layer,
         )
         self.encoder = Encoder(
             source_vocab_size,
@@ -71,6 +73,7 @@ class Seq2Seq(keras.Model):
             input_feeding=input_feeding,
             dropout=dropout,
             tie_output_embedding=tie_output_embedding,
+            attention_layer=attention_layer,
             name="decoder",
         )
 
@@ -138,6 +141,7 @@ def _build(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) 
         input_feeding=config.input_feeding,
         dropout=config.dropout,
         tie_output_embedding=config.tie_output_embedding,
+        attention_layer=config.attention_layer,
         name="seq2seq",
     )
     model.build()
