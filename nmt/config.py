@@ -149,6 +149,9 @@ class TrainingConfig:
     decay_rate: float = 0.5
     clip_norm: float = 5.0  # gradient clipping by global norm
     label_smoothing: float = 0.1
+    # Polyak averaging: keep an exponential moving average of the weights (e.g. 0.999); the
+    # validation, best/ and therefore translation use the average (0: off)
+    ema_decay: float = 0.0
     max_steps: int = 0  # stop after this many steps (0: no limit)
     max_epochs: int = 10  # stop after this many passes over the data (0: no limit)
     max_minutes: float = 0.0  # stop after this much wall-clock training time (0: no limit)
@@ -196,6 +199,7 @@ class TrainingConfig:
         ):
             _require(getattr(self, name) >= 0, f"training.{name}", getattr(self, name), ">= 0")
         _require(self.clip_norm > 0, "training.clip_norm", self.clip_norm, "positive")
+        _require(0 <= self.ema_decay < 1, "training.ema_decay", self.ema_decay, "in [0, 1)")
         _require(self.max_minutes >= 0, "training.max_minutes", self.max_minutes, ">= 0")
         _require(0 <= self.seed < 2**31, "training.seed", self.seed, "in [0, 2**31)")
         _require(0 < self.decay_rate <= 1, "training.decay_rate", self.decay_rate, "in (0, 1]")

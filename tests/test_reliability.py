@@ -192,3 +192,37 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(toy_data, tmp_path
         shutil.rmtree(leftover, ignore_errors=True)
     result = trainer.train(config, roomy)
     assert result.steps == 200
+
+
+def test_weight_averaging_validates_and_keeps_the_average_but_trains_on(toy_data, tmp_path):
+    """training.ema_decay: best/ holds the moving average; checkpoints/ the trained weights
+    plus the average inside the optimizer state (so resuming stays exact)."""
+    config = load_config(
+        write_config(tmp_path, toy_data, steps=20),
+        [
+            "training.ema_decay=0.9",
+            "training.checkpoint_every=20",
+            "training.validate_every=20",
+            f"data.valid_source={toy_data['valid.en']}",
+            f"data.valid_target={toy_data['valid.de']}",
+            "training.valid_max_sentences=5",
+        ],
+    )
+    trainer.train(config, tmp_path / "run", log=lambda line: None)
+    trained = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints" / "ckpt-20"))
+    best = tf.train.load_checkpoint(str(tmp_path / "run" / "best" / "ckpt-20"))
+    tensors = {name: trained.get_tensor(name) for name in trained.get_variable_to_shape_map()}
+    slots = [t for name, t in tensors.items() if name.startswith("optimizer/_variables/")]
+    weights = [t for name, t in tensors.items() if not name.startswith("optimizer/_variables/")]
+    averages = [
+        best.get_tensor(n) for n in best.get_variable_to_shape_map() if n.startswith("model/")
+    ]
+
+    def among(tensor, pool):
+        return any(
+            isinstance(t, np.ndarray) and t.shape == tensor.shape and np.array_equal(t, tensor)
+            for t in pool
+        )
+
+    assert averages and all(among(average, slots) for average in averages)
+    assert sum(among(average, weights) for average in averages) < len(averages) // 2

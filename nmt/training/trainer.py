@@ -114,7 +114,11 @@ def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     schedule = WarmupDecay(
         t.learning_rate, t.warmup_steps, t.decay, t.decay_start, t.decay_steps, t.decay_rate
     )
-    return keras.optimizers.Adam(learning_rate=schedule)
+    return keras.optimizers.Adam(
+        learning_rate=schedule,
+        use_ema=t.ema_decay > 0,
+        ema_momentum=t.ema_decay if t.ema_decay > 0 else 0.99,
+    )
 
 
 def make_train_step(
@@ -245,16 +249,35 @@ class _Run(NamedTuple):
     worker: Worker
 
 
+@contextlib.contextmanager
+def _averaged_weights(run: _Run) -> Iterator[None]:
+    """With `training.ema_decay`, the model holds the moving average inside the block (for
+    validation and best/) and its trained weights again after it."""
+    if not run.optimizer.use_ema:
+        yield
+        return
+    variables = run.model.trainable_variables
+    trained = [tf.identity(v.value) for v in variables]
+    run.optimizer.finalize_variable_values(variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, trained):
+            variable.assign(value)
+
+
 def _validate_and_keep_best(run: _Run, eval_step, step: int) -> str | None:
     """Validates, saves the best checkpoint, and returns "early_stopping" when patience ran out."""
     started = time.monotonic()
-    result = validate(run.config, run.tokenizer, run.translator, eval_step)
+    with _averaged_weights(run):
+        result = validate(run.config, run.tokenizer, run.translator, eval_step)
+        improved = result.bleu > float(run.progress.best_bleu)
+        if improved:
+            path = _save(run, run.best_manager, step)
     tf.summary.scalar("valid/loss", result.loss, step=step)
     tf.summary.scalar("valid/bleu", result.bleu, step=step)
     p = run.progress
-    improved = result.bleu > float(p.best_bleu)
     if improved:
-        path = _save(run, run.best_manager, step)
         p.best_bleu.assign(result.bleu)
         p.best_step.assign(step)
         p.validations_without_gain.assign(0)
