@@ -30,10 +30,10 @@ model:
   dropout: 0.0
 training:
   learning_rate: 0.005
-  max_steps: 600
+  max_steps: 1000
   max_epochs: 0
   log_every: 50
-  validate_every: 300
+  validate_every: 500
   checkpoint_every: 200
   label_smoothing: 0.0
 decoding:
@@ -79,7 +79,7 @@ def run_nmt(
 
 @pytest.fixture(scope="session")
 def trained_run(toy_data, tmp_path_factory) -> Path:
-    """A tiny model trained on the toy task through `nmt train` (about a minute)."""
+    """A tiny model trained to convergence on the toy task through `nmt train` (about a minute)."""
     root = tmp_path_factory.mktemp("run")
     config = root / "toy.yaml"
     config.write_text(TINY_CONFIG.format(data=toy_data["train.en"].parent))

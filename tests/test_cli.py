@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import run_nmt
 
-BLEU_FLOOR = 45.0
+BLEU_FLOOR = 70.0
 
 
 def test_trained_toy_model_reaches_a_bleu_floor_on_held_out_data(trained_run, toy_data, tmp_path):
@@ -57,7 +57,7 @@ def test_finished_run_resumes_instead_of_starting_over(trained_run, tmp_path):
     config = trained_run / "config.yaml"
     result = run_nmt("train", "--config", str(config), "--run-dir", str(trained_run))
     assert "resuming from" in result.stdout
-    assert "stopped at step 600 (max_steps)" in result.stdout
+    assert "stopped at step 1000 (max_steps)" in result.stdout
 
 
 def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
