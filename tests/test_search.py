@@ -182,7 +182,7 @@ def test_a_beam_as_wide_as_all_prefixes_finds_the_exhaustive_optimum(alpha):
     assert float(found.scores[0, 0]) == pytest.approx(best, abs=1e-4)
 
 
-@pytest.mark.parametrize("vocab", [3, 60, 128, 8000, 8001])
+@pytest.mark.parametrize("vocab", [3, 60, 128, 8000, 8001, 8009])
 def test_blocked_top_k_equals_top_k(vocab):
     from nmt.decoding.search import top_k_rows
 

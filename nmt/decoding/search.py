@@ -78,14 +78,27 @@ def top_k_rows(x: tf.Tensor, k: int, block: int = 128) -> tuple[tf.Tensor, tf.Te
     """
     rows, vocab = tf.shape(x)[0], tf.shape(x)[1]
     k = tf.minimum(k, vocab)
+    block = _block_size(x.shape[-1], block)
     blocks = (vocab + block - 1) // block
-    padded = tf.pad(x, [[0, 0], [0, blocks * block - vocab]], constant_values=x.dtype.min)
-    grid = tf.reshape(padded, [rows, blocks, block])  # [N, V / block, block]
+    if x.shape[-1] is None or x.shape[-1] % block:
+        x = tf.pad(x, [[0, 0], [0, blocks * block - vocab]], constant_values=x.dtype.min)
+    grid = tf.reshape(x, [rows, blocks, block])  # [N, V / block, block]
     _, best_blocks = tf.math.top_k(tf.reduce_max(grid, axis=-1), k=tf.minimum(k, blocks))
     candidates = tf.reshape(tf.gather(grid, best_blocks, batch_dims=1), [rows, -1])
     values, flat = tf.math.top_k(candidates, k=k)  # [N, k]
     columns = tf.gather(best_blocks, flat // block, batch_dims=1) * block + flat % block
     return values, columns
+
+
+def _block_size(vocab: int | None, preferred: int) -> int:
+    """A block size near `preferred` that divides `vocab`, so no padded copy of [N, V] is made."""
+    if vocab:
+        for size in sorted(
+            range(preferred // 2, 2 * preferred + 1), key=lambda s: abs(s - preferred)
+        ):
+            if vocab % size == 0:
+                return size
+    return preferred
 
 
 def tile_beam(nest: Any, beam_size: int) -> Any:
