@@ -19,13 +19,22 @@ def main(run_dir: str) -> int:
     speeds = [float(s.replace(",", "")) for s in re.findall(r"\| ([\d,]+) tgt tok/s", log)]
     params = re.findall(r"model: ([\d,]+) parameters", log)
     stops = re.findall(r"stopped at step (\d+) \((\w+)\)", log)
+    clocks = re.findall(r"tgt tok/s \| (\d+:\d\d:\d\d)", log)
     wall = (run / "train_wall_seconds.txt").read_text().strip()
+    decoded = run / "decoded_checkpoint.txt"
     decoding = config["decoding"]
     print(f"# Results for {run}\n")
+    if clocks:
+        print(
+            f"- training clock: {clocks[-1]} at the last logged step (`nmt train`'s own clock:"
+            " validation and checkpoints included, carried over resumes)"
+        )
     print(
         f"- training wall time: {int(wall) / 60:.1f} min (this run directory's last `nmt train`"
         " call, start-up, validation and checkpoints included)"
     )
+    if decoded.is_file():
+        print(f"- decoded with: `{decoded.read_text().strip()}`")
     if stops:
         print(f"- stopped at step {stops[-1][0]} ({stops[-1][1]})")
     if speeds:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Multi30k task 1 end to end: verified data -> tokenizer + model training -> beam search on val
-# and test_2016_flickr -> sacreBLEU -> results.md in the run directory.
+# Multi30k task 1 end to end: verified data -> tokenizer + model training -> the average of the
+# last 3 checkpoints -> beam search on val and test_2016_flickr -> sacreBLEU -> results.md in the
+# run directory.
 #
 #   recipes/multi30k/run.sh en-de [DATA_DIR] [--set section.key=value ...]
 #
@@ -23,10 +24,16 @@ nmt train --config "$here/$pair.yaml" --run-dir "$run_dir" "$@" 2>&1 | tee -a "$
 echo "$(( $(date +%s) - start ))" > "$run_dir/.train_wall_seconds.tmp"
 mv "$run_dir/.train_wall_seconds.tmp" "$run_dir/train_wall_seconds.txt"
 
+# Decode with the mean of the last 3 checkpoints' weights: +0.95 BLEU on en-de test over the
+# best checkpoint (paired bootstrap p = 0.002, README.md).
+averaged=$(nmt average --run-dir "$run_dir" --last 3 | sed -n 's/^averaged checkpoint: //p')
+echo "$averaged" > "$run_dir/.decoded_checkpoint.txt.tmp"
+mv "$run_dir/.decoded_checkpoint.txt.tmp" "$run_dir/decoded_checkpoint.txt"
+
 # Results are written under a temporary name and renamed, so a kill never leaves half a file.
 for split in val test_2016_flickr; do
   start=$(date +%s)
-  nmt evaluate --run-dir "$run_dir" --source "$here/data/$split.$src.gz" \
+  nmt evaluate --run-dir "$run_dir" --checkpoint "$averaged" --source "$here/data/$split.$src.gz" \
     --ref "$here/data/$split.$tgt.gz" --hyp "$run_dir/$split.$tgt" --lang "$tgt" --json \
     > "$run_dir/.$split.scores.json.tmp"
   mv "$run_dir/.$split.scores.json.tmp" "$run_dir/$split.scores.json"
