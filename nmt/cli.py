@@ -39,6 +39,7 @@ def _decoding_overrides(args: argparse.Namespace) -> dict:
         "n_best",
         "batch_size",
         "max_length_ratio",
+        "stopping",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -210,6 +211,12 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
         "--n-best", type=int, help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE'"
     )
     group.add_argument("--batch-size", type=int, help="sentences per search batch")
+    group.add_argument(
+        "--stopping",
+        choices=("exact", "heuristic"),
+        help="end a sentence's beam search once no live beam could still win ('exact'), or once"
+        " none wins with its score now ('heuristic', faster, as OpenNMT-py)",
+    )
     group.add_argument(
         "--max-length-ratio",
         type=float,

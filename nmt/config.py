@@ -112,8 +112,12 @@ class ModelConfig:
     # Arithmetic type; weights stay float32. bfloat16 pays off on CPUs with AVX512_BF16/AMX
     # and on recent GPUs, and is slow where the hardware must emulate it.
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    # 0: Keras' initializers (Glorot uniform, orthogonal recurrent kernels, forget-gate bias 1);
+    # x > 0: every weight uniform in [-x, x], as OpenNMT-py's `param_init` (default 0.1)
+    param_init: float = 0.0
 
     def __post_init__(self) -> None:
+        _require(self.param_init >= 0, "model.param_init", self.param_init, ">= 0")
         for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
             _require(getattr(self, name) > 0, f"model.{name}", getattr(self, name), "positive")
         _require(
@@ -218,6 +222,9 @@ class DecodingConfig:
     max_length_offset: int = 10
     batch_size: int = 32  # sentences per decoding batch
     n_best: int = 1
+    # When a sentence's beam search ends: "exact" once no live beam could still win, even at
+    # the length limit; "heuristic" once none wins with its score now (OpenNMT-py's default).
+    stopping: Literal["exact", "heuristic"] = "exact"
 
     def __post_init__(self) -> None:
         _require(self.beam_size >= 1, "decoding.beam_size", self.beam_size, ">= 1")

@@ -118,3 +118,15 @@ def test_gnmt_attention_is_queried_by_the_bottom_layer_and_feeds_the_upper_ones(
     after = model.step(TARGET_IN[:, 0], state, memory)
     np.testing.assert_allclose(after.attention, before.attention)  # upper layers: no say
     assert not np.allclose(after.logits, before.logits)  # but they shape the output
+
+
+def test_param_init_draws_every_weight_uniformly_like_opennmt():
+    default = tiny()
+    uniform = tiny(param_init=0.1)
+    for weight in uniform.trainable_weights:
+        values = np.asarray(weight)
+        assert np.abs(values).max() <= 0.1
+        assert values.std() > 0.02, weight.path  # drawn, not left at zero (biases too)
+    # Keras' own initializers give the output projection a smaller range (Glorot) and the
+    # biases zeros (forget gates one): the option really replaces them.
+    assert any(np.all(np.asarray(w) == 0) for w in default.trainable_weights)

@@ -10,6 +10,7 @@ from nmt.decoding.search import (
     coverage_penalty,
     greedy_search,
     length_penalty,
+    tile_beam,
 )
 
 A, B = 4, 5
@@ -20,7 +21,7 @@ def table_step_fn(table: np.ndarray):
     """A fake model whose next-token distribution depends only on the previous token."""
     log_table = tf.constant(np.log(np.maximum(table, 1e-20)), tf.float32)
 
-    def step_fn(tokens, state):
+    def step_fn(tokens, state, context):
         return tf.gather(log_table, tokens), state, None
 
     return step_fn
@@ -136,6 +137,84 @@ def test_search_stops_once_no_live_beam_can_win():
     )
     assert result.tokens.shape[-1] <= 3
     assert list(result.tokens.numpy()[0, 0, : result.lengths.numpy()[0, 0]]) == [B]
+
+
+@pytest.mark.parametrize("alpha", [0.6, 1.5])
+def test_heuristic_stopping_ends_sooner_with_the_same_best(alpha):
+    # B EOS leads after step 2. "exact" keeps growing A... until even a hypothesis at the
+    # length limit, with its larger length penalty, could not overtake it; "heuristic" stops
+    # as soon as B EOS outranks every live beam's current score.
+    def run(stopping):
+        step = table_step_fn(trap_table())
+        return beam_search(
+            step,
+            tf.zeros([1, 1]),
+            tf.fill([1], BOS_ID),
+            tf.constant([50]),
+            beam_size=3,
+            alpha=alpha,
+            stopping=stopping,
+        )
+
+    exact, heuristic = run("exact"), run("heuristic")
+    assert heuristic.tokens.shape[-1] == 2 < exact.tokens.shape[-1]
+    np.testing.assert_array_equal(heuristic.scores, exact.scores)
+    assert list(heuristic.tokens.numpy()[0, 0, :1]) == [B]
+
+
+def test_without_length_penalty_both_stopping_rules_are_the_same():
+    # With alpha = 0 a live score can only fall, so the heuristic is exact.
+    exact = search(3, n_best=2, stopping="exact")
+    heuristic = search(3, n_best=2, stopping="heuristic")
+    for a, b in zip(exact, heuristic, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def chain_table() -> np.ndarray:
+    """A, B, A, B, ... with EOS unlikely after every token: it runs to the length limit."""
+    table = np.full((V, V), 1e-20)
+    table[BOS_ID, A] = 1.0
+    table[A, [B, EOS_ID]] = [0.99, 0.01]
+    table[B, [A, EOS_ID]] = [0.99, 0.01]
+    table[EOS_ID, EOS_ID] = 1.0
+    return table
+
+
+@pytest.mark.parametrize("stopping", ["exact", "heuristic"])
+def test_sentences_that_finish_early_leave_the_batch_without_changing_any_result(stopping):
+    # Each sentence reads its own table through the context; the trap sentences are done
+    # after 2 steps and leave, the chain one runs to its limit of 8. Batched or alone, every
+    # sentence gets the same hypotheses.
+    tables = tf.constant(np.log(np.stack([trap_table(), chain_table()])), tf.float32)
+
+    def step_fn(tokens, state, context):
+        return tf.gather_nd(tables, tf.stack([context, tokens], 1)), state, None
+
+    def run(which, limits):
+        k = 3
+        return beam_search(
+            step_fn,
+            tf.zeros([len(which), 1]),
+            tf.fill([len(which)], BOS_ID),
+            tf.constant(limits),
+            beam_size=k,
+            alpha=0.6,
+            n_best=2,
+            stopping=stopping,
+            context=tile_beam(tf.constant(which), k),
+        )
+
+    together = run([0, 1, 0, 1], [6, 8, 6, 5])
+    for i, (which, limit) in enumerate([(0, 6), (1, 8), (0, 6), (1, 5)]):
+        alone = run([which], [limit])
+        np.testing.assert_array_equal(together.lengths[i], alone.lengths[0])
+        np.testing.assert_allclose(together.scores[i], alone.scores[0], rtol=1e-6)
+        for n in range(2):
+            length = int(alone.lengths[0, n])
+            np.testing.assert_array_equal(
+                together.tokens[i, n, :length], alone.tokens[0, n, :length]
+            )
+    assert list(together.lengths.numpy()[:, 0]) == [1, 7, 1, 4]
 
 
 def test_an_ended_hypothesis_pushed_out_of_the_beam_is_still_returned():

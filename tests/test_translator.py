@@ -43,7 +43,7 @@ def test_beam_size_one_equals_greedy_on_the_model(translator):
     source = tf.constant(translator.tokenizer.encode_source(["three hundred forty two"]))
     memory, state = translator.model.encode(source)
 
-    def step_fn(tokens, state):
+    def step_fn(tokens, state, context):
         out = translator.model.step(tokens, state, memory)
         return tf.nn.log_softmax(out.logits), out.state, out.attention
 

@@ -125,23 +125,32 @@ def bench_decode(args: argparse.Namespace) -> dict:
     from nmt.decoding.translator import Translator
 
     started = time.perf_counter()
-    translator = Translator.load(args.run_dir)
+    translator = Translator.load(args.run_dir, args.checkpoint)
     load_seconds = time.perf_counter() - started
     sources = list(read_lines(args.source))
+    settings = {"beam_size": args.beam_size, "batch_size": args.batch_size}
+    if args.stopping:
+        settings["stopping"] = args.stopping
     passes = []
     for _ in range(args.repeats):
         started = time.perf_counter()
-        outputs = translator.translate(
-            sources, beam_size=args.beam_size, batch_size=args.batch_size
-        )
+        outputs = translator.translate(sources, **settings)
         passes.append(time.perf_counter() - started)
     pieces = sum(len(ids) for ids in translator.tokenizer.encode_target(outputs))
     steady = statistics.median(passes[1:]) if len(passes) > 1 else passes[0]
+    quality = {}
+    if args.ref:
+        from nmt.evaluation import corpus_bleu
+
+        quality["bleu"] = corpus_bleu(outputs, list(read_lines(args.ref)))
     return {
         "benchmark": "decode",
         "run_dir": str(args.run_dir),
+        "checkpoint": args.checkpoint,
         "beam_size": args.beam_size,
         "batch_size": args.batch_size,
+        "stopping": args.stopping or translator.decoding.stopping,
+        **quality,
         "sentences": len(sources),
         "target_pieces": pieces,
         "model_load_seconds": load_seconds,
@@ -188,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beam-size", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--checkpoint", help="checkpoint prefix (default: the run's best)")
+    p.add_argument("--stopping", choices=("exact", "heuristic"), help="default: the run's config")
+    p.add_argument("--ref", help="reference file: also report cased sacreBLEU of the output")
     sub.add_parser("matmul", help="float32 and bfloat16 matmul peaks")
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args(argv)

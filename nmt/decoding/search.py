@@ -1,9 +1,11 @@
 """Greedy and batched beam search over any step function; they know nothing of the model.
 
-A step function maps (tokens [N], state) to (log_probs [N, V], state, attention [N, T_s] or
-None), where N = B for greedy and N = B * K for beam search, and `state` is any nest of tensors
-whose leading dimension is N. Both searches are `tf.while_loop`s, so they can run inside one
-`tf.function` (the Translator compiles them).
+A step function maps (tokens [N], state, context) to (log_probs [N, V], state, attention
+[N, T_s] or None), where N = B for greedy and N = B * K for beam search; `state` is any nest of
+tensors whose leading dimension is N, and `context` one that stays the same for the whole search
+(the encoder memory). Both searches drop the rows of finished sentences from them as they go.
+Both searches are `tf.while_loop`s, so they can run inside one `tf.function` (the Translator
+compiles them).
 
 Beam hypotheses are ranked by the GNMT score (Wu et al., 2016, eq. 14), the coverage term
 only once a hypothesis ends:
@@ -24,7 +26,7 @@ import tensorflow as tf
 
 from nmt.constants import EOS_ID, PAD_ID
 
-StepFn = Callable[[tf.Tensor, Any], tuple[tf.Tensor, Any, Any]]
+StepFn = Callable[[tf.Tensor, Any, Any], tuple[tf.Tensor, Any, Any]]
 _NEG_INF = -1e9  # finite, so that -inf - -inf never makes a NaN
 
 
@@ -129,15 +131,20 @@ def _eos_only(log_probs: tf.Tensor, eos_cost: tf.Tensor) -> tf.Tensor:
 
 
 def greedy_search(
-    step_fn: StepFn, initial_state: Any, start_tokens: tf.Tensor, max_lengths: tf.Tensor
+    step_fn: StepFn,
+    initial_state: Any,
+    start_tokens: tf.Tensor,
+    max_lengths: tf.Tensor,
+    context: Any = (),
 ) -> SearchResult:
-    """Picks the most probable token at every step.
+    """Picks the most probable token at every step; a sentence leaves the batch at its EOS.
 
     Args:
         step_fn: see the module docstring, with N = B.
         initial_state: nest of [B, ...] tensors.
         start_tokens: [B] first input tokens (BOS).
         max_lengths: [B] int32, most output tokens per sentence including EOS.
+        context: nest of [B, ...] tensors passed to every step.
 
     Returns:
         SearchResult with N = 1.
@@ -145,37 +152,46 @@ def greedy_search(
     batch = tf.shape(start_tokens)[0]
     max_steps = tf.reduce_max(max_lengths)
 
-    def body(t, tokens, state, finished, score, history):
-        log_probs, state, _ = step_fn(tokens, state)
-        force_eos = tf.logical_and(t >= max_lengths - 1, tf.logical_not(finished))
+    def body(t, index, limits, tokens, state, context, score, out_scores, out_history):
+        log_probs, state, _ = step_fn(tokens, state, context)
+        force_eos = t >= limits - 1
         log_probs = tf.where(
             force_eos[:, None], _eos_only(log_probs, log_probs[:, EOS_ID]), log_probs
         )
-        next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        next_tokens = tf.where(finished, EOS_ID, next_tokens)
-        gained = tf.gather(log_probs, next_tokens, batch_dims=1)
-        score += tf.where(finished, 0.0, gained)
-        history = history.write(t, next_tokens)
-        finished = tf.logical_or(finished, tf.equal(next_tokens, EOS_ID))
-        return t + 1, next_tokens, state, finished, score, history
+        tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        score += tf.gather(log_probs, tokens, batch_dims=1)
+        out_scores = tf.tensor_scatter_nd_update(out_scores, index[:, None], score)
+        at = tf.stack([index, tf.fill(tf.shape(index), t)], axis=1)
+        out_history = tf.tensor_scatter_nd_update(out_history, at, tokens)
+        stay = tf.reshape(tf.where(tf.not_equal(tokens, EOS_ID)), [-1])
 
-    def not_done(t, tokens, state, finished, score, history):
-        return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(finished)))
+        def keep(nest):
+            return tf.nest.map_structure(lambda x: tf.gather(x, stay), nest)
 
-    _, _, _, _, score, history = tf.while_loop(
+        context = _drop_rows(context, lambda: keep(context), tf.size(stay), tf.size(tokens))
+        index, limits, tokens, state, score = keep((index, limits, tokens, state, score))
+        return t + 1, index, limits, tokens, state, context, score, out_scores, out_history
+
+    def not_done(t, index, *_):
+        return tf.logical_and(t < max_steps, tf.size(index) > 0)
+
+    loop_vars = (tf.range(batch), max_lengths, start_tokens, initial_state, context)
+    loop_vars += (tf.zeros([batch], tf.float32),)
+    out_scores = tf.zeros([batch], tf.float32)
+    out_history = tf.fill([batch, max_steps], PAD_ID)
+    steps, *_, out_scores, out_history = tf.while_loop(
         not_done,
         body,
-        (
-            tf.constant(0),
-            start_tokens,
-            initial_state,
-            tf.zeros([batch], tf.bool),
-            tf.zeros([batch], tf.float32),
-            tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+        (tf.constant(0), *loop_vars, out_scores, out_history),
+        shape_invariants=(
+            tf.TensorShape([]),
+            *tf.nest.map_structure(_batch_free_shape, loop_vars),
+            out_scores.shape,
+            out_history.shape,
         ),
     )
-    tokens, lengths = _finalize(tf.transpose(history.stack(), (1, 0)))
-    return SearchResult(tokens[:, None, :], lengths[:, None], score[:, None])
+    tokens, lengths = _finalize(out_history[:, :steps])
+    return SearchResult(tokens[:, None, :], lengths[:, None], out_scores[:, None])
 
 
 def beam_search(
@@ -188,17 +204,19 @@ def beam_search(
     beta: float = 0.0,
     source_mask: tf.Tensor | None = None,
     n_best: int = 1,
+    stopping: str = "exact",
+    context: Any = (),
 ) -> SearchResult:
     """Batched beam search with the GNMT length and coverage penalties.
 
     Finished hypotheses keep their beam slot and compete with live ones at every step (so
     K = 1 is exactly greedy search); each hypothesis is also copied, as it ends, into an n-best
     pool that keeps it even after live beams push it out of the beam. A sentence is done when
-    no live beam can beat its pool any more (or at the length limit).
+    no live beam can beat its pool any more (or at the length limit); its rows then leave the
+    batch, so the steps after it cost only what the sentences still searching need.
 
     Args:
-        step_fn: see the module docstring, with N = B * K; anything it closes over (the source
-            memory) must already be tiled with `tile_beam`.
+        step_fn: see the module docstring, with N = B * K.
         initial_state: nest of [B, ...] tensors (tiled here).
         start_tokens: [B] first input tokens (BOS).
         max_lengths: [B] int32, most output tokens per sentence including EOS.
@@ -207,48 +225,60 @@ def beam_search(
         beta: coverage penalty weight (0: off); needs `source_mask` and step attention.
         source_mask: [B, T_s] bool, True at real source tokens.
         n_best: how many hypotheses to return per sentence (<= K).
+        stopping: when a sentence is done. "exact": once no live beam could beat its n-th
+            kept hypothesis even at the length limit (the result is what an unbounded search
+            returns). "heuristic": once no live beam beats it with its score now, as
+            OpenNMT-py and Hugging Face do by default; with alpha > 0 a longer hypothesis could
+            still have overtaken, but the loop stops several steps earlier.
+        context: nest of [B * K, ...] tensors passed to every step (tile them with
+            `tile_beam`).
 
     Returns:
         SearchResult with N = n_best, best first.
     """
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"`n_best` must be in [1, beam_size={beam_size}], got {n_best}")
+    if stopping not in ("exact", "heuristic"):
+        raise ValueError(f"`stopping` must be 'exact' or 'heuristic', got {stopping!r}")
     if beta > 0 and source_mask is None:
         raise ValueError("a coverage penalty (`beta` > 0) needs `source_mask`")
     k = beam_size
     batch = tf.shape(start_tokens)[0]
     max_steps = tf.reduce_max(max_lengths)
-    state = tile_beam(initial_state, k)
+    use_coverage = beta > 0
     # Only beam 0 is alive at the start, so the first step does not pick K copies of one token.
     cum_log_probs = tf.tile(tf.concat([[0.0], tf.fill([k - 1], _NEG_INF)], 0)[None], [batch, 1])
-    use_coverage = beta > 0
     coverage_shape = tf.shape(source_mask) if use_coverage else [batch, 1]
     coverage = tf.zeros(tf.concat([[batch, k], coverage_shape[1:]], 0))
-    mask = source_mask[:, None, :] if use_coverage else None
-    limits = max_lengths[:, None]  # [B, 1]
-    batch_offsets = (tf.range(batch) * k)[:, None]  # [B, 1] start of each sentence's beams
+    # Per-sentence constants that shrink with the batch; the mask is a dummy without coverage.
+    sentence = _Sentences(
+        index=tf.range(batch),
+        limit=max_lengths[:, None],
+        mask=source_mask[:, None, :] if use_coverage else tf.zeros([batch, 1, 1], tf.bool),
+    )
 
-    def body(t, beams: _Beams):
+    def step(t, beams: _Beams, sentence: _Sentences, context):
         cum_log_probs, lengths, finished = beams.cum_log_probs, beams.lengths, beams.finished
         coverage, kept_scores, kept_history = beams.coverage, beams.kept_scores, beams.kept_history
-        log_probs, state, attention = step_fn(beams.tokens, beams.state)
+        active = tf.shape(cum_log_probs)[0]
+        log_probs, state, attention = step_fn(beams.tokens, beams.state, context)
         # Only a beam's K best tokens can enter the global top K (its other tokens rank below
         # them), plus EOS, the one token whose rank the coverage penalty changes. Ranking these
         # K + 1 candidates per beam instead of all V tokens is exact and saves ~10 passes
         # over [B * K, V] per step; `top_k_rows` finds the K best cheaply.
         top_log_probs, top_tokens = top_k_rows(log_probs, k)
         top_log_probs = tf.where(tf.equal(top_tokens, EOS_ID), _NEG_INF, top_log_probs)
-        eos_log_probs = tf.reshape(log_probs[:, EOS_ID], [batch, k])
+        eos_log_probs = tf.reshape(log_probs[:, EOS_ID], [active, k])
         options = tf.shape(top_tokens)[-1] + 1  # K + 1 candidates per beam, EOS last
         cand_tokens = tf.concat(
-            [tf.reshape(top_tokens, [batch, k, -1]), tf.fill([batch, k, 1], EOS_ID)], -1
+            [tf.reshape(top_tokens, [active, k, -1]), tf.fill([active, k, 1], EOS_ID)], -1
         )
         cand_log_probs = tf.concat(
-            [tf.reshape(top_log_probs, [batch, k, -1]), eos_log_probs[..., None]], -1
+            [tf.reshape(top_log_probs, [active, k, -1]), eos_log_probs[..., None]], -1
         )
         # An ended hypothesis can only "emit" EOS again, at no cost (its score stays put); one
         # at its length limit must emit EOS.
-        force_eos = tf.logical_and(t >= limits - 1, tf.logical_not(finished))
+        force_eos = tf.logical_and(t >= sentence.limit - 1, tf.logical_not(finished))
         only_eos = tf.logical_or(finished, force_eos)[..., None]  # [B, K, 1]
         eos_slot = tf.equal(tf.range(options), options - 1)  # [K + 1]
         cand_log_probs = tf.where(
@@ -265,20 +295,15 @@ def beam_search(
             coverage = coverage + tf.where(finished[..., None], 0.0, attention)
             # Only complete hypotheses (those ending with EOS) pay the coverage penalty: on
             # partial ones it mostly measures how far they have got, not what they missed.
-            penalty = coverage_penalty(coverage, mask, beta)[..., None]
+            penalty = coverage_penalty(coverage, sentence.mask, beta)[..., None]
             ranking += tf.where(eos_slot, penalty, 0.0)
-        scores, flat = tf.math.top_k(tf.reshape(ranking, [batch, -1]), k=k)  # [B, K]
+        scores, flat = tf.math.top_k(tf.reshape(ranking, [active, -1]), k=k)  # [B, K]
         parents = flat // options
-        next_tokens = tf.gather(tf.reshape(cand_tokens, [batch, -1]), flat, batch_dims=1)
-        cum_log_probs = tf.gather(tf.reshape(candidates, [batch, -1]), flat, batch_dims=1)
-        lengths = tf.gather(new_lengths, parents, batch_dims=1)
+        next_tokens = tf.gather(tf.reshape(cand_tokens, [active, -1]), flat, batch_dims=1)
         was_finished = tf.gather(finished, parents, batch_dims=1)
         finished = tf.logical_or(was_finished, tf.equal(next_tokens, EOS_ID))
-        coverage = tf.gather(coverage, parents, batch_dims=1)
         history = tf.gather(beams.history, parents, batch_dims=1)  # [B, K, T]
         history = tf.concat([history, next_tokens[..., None]], axis=-1)
-        rows = tf.reshape(batch_offsets + parents, [-1])  # [B * K] rows to keep
-        state = tf.nest.map_structure(lambda s: tf.gather(s, rows), state)
         # Hypotheses that end now join the n-best pool [B, N], so a finished hypothesis
         # that later loses its beam slot to live ones is never lost.
         ended_now = tf.logical_and(finished, tf.logical_not(was_finished))
@@ -286,31 +311,63 @@ def beam_search(
         pool_history = tf.concat([tf.pad(kept_history, [[0, 0], [0, 0], [0, 1]]), history], 1)
         kept_scores, picked = tf.math.top_k(pool_scores, k=n_best)  # ties keep the older one
         kept_history = tf.gather(pool_history, picked, batch_dims=1)
-        return t + 1, _Beams(
-            tokens=tf.reshape(next_tokens, [-1]),
+        beams = _Beams(
+            tokens=next_tokens,
             state=state,
-            cum_log_probs=cum_log_probs,
-            lengths=lengths,
+            cum_log_probs=tf.gather(tf.reshape(candidates, [active, -1]), flat, batch_dims=1),
+            lengths=tf.gather(new_lengths, parents, batch_dims=1),
             finished=finished,
-            coverage=coverage,
+            coverage=tf.gather(coverage, parents, batch_dims=1),
             history=history,
             kept_scores=kept_scores,
             kept_history=kept_history,
         )
+        return beams, parents
 
-    def not_done(t, beams: _Beams):
-        # A sentence is done once no live beam can beat its n-th kept hypothesis: a live score
-        # only falls as tokens are added, so cum_log_prob / lp(limit) bounds what it can reach
-        # (the coverage penalty is <= 0). Waiting instead for every beam to end would decode
-        # the weakest ones up to the length limit.
-        live = beams.cum_log_probs / length_penalty(limits, alpha)
+    def is_done(beams: _Beams, sentence: _Sentences) -> tf.Tensor:
+        """[B] bool: no live beam can beat the sentence's n-th kept hypothesis any more.
+
+        A live score only falls as tokens are added, so cum_log_prob / lp(limit) bounds what it
+        can reach (the coverage penalty is <= 0); the heuristic compares the scores as they are.
+        Waiting instead for every beam to end would decode the weakest ones up to the limit.
+        """
+        horizon = sentence.limit if stopping == "exact" else beams.lengths
+        live = beams.cum_log_probs / length_penalty(horizon, alpha)
         bound = tf.where(beams.finished, _NEG_INF, live)
-        unbeatable = beams.kept_scores[:, n_best - 1] >= tf.reduce_max(bound, axis=1)
-        return tf.logical_and(t < max_steps, tf.logical_not(tf.reduce_all(unbeatable)))
+        return beams.kept_scores[:, n_best - 1] >= tf.reduce_max(bound, axis=1)
+
+    def body(t, beams: _Beams, sentence: _Sentences, context, out_scores, out_history):
+        beams, parents = step(t, beams, sentence, context)
+        # Every sentence's n-best pool is copied out at each step, so the kept rows need no
+        # flush when they leave.
+        width = tf.shape(out_history)[-1]
+        padded = tf.pad(beams.kept_history, [[0, 0], [0, 0], [0, width - t - 1]])
+        where = sentence.index[:, None]
+        out_scores = tf.tensor_scatter_nd_update(out_scores, where, beams.kept_scores)
+        out_history = tf.tensor_scatter_nd_update(out_history, where, padded)
+        # Sentences that are done leave: their rows go from every [B, ...] and [B * K, ...]
+        # tensor. `parents` reorders the state rows of the sentences that stay.
+        stay = tf.reshape(tf.where(tf.logical_not(is_done(beams, sentence))), [-1])
+        stay_parents = tf.cast(tf.gather(parents, stay), tf.int64)
+        rows = tf.reshape(stay[:, None] * k + stay_parents, [-1])
+        state = tf.nest.map_structure(lambda s: tf.gather(s, rows), beams.state)
+        beams = tf.nest.map_structure(lambda x: tf.gather(x, stay), beams._replace(state=()))
+        beams = beams._replace(tokens=tf.reshape(beams.tokens, [-1]), state=state)
+        sentence = tf.nest.map_structure(lambda x: tf.gather(x, stay), sentence)
+        context = _drop_rows(
+            context,
+            lambda: tf.nest.map_structure(lambda c: tf.gather(c, _beam_rows(stay, k)), context),
+            tf.size(stay),
+            tf.shape(parents)[0],
+        )
+        return t + 1, beams, sentence, context, out_scores, out_history
+
+    def not_done(t, beams, sentence, context, out_scores, out_history):
+        return tf.logical_and(t < max_steps, tf.size(sentence.index) > 0)
 
     initial = _Beams(
         tokens=tile_beam(start_tokens, k),
-        state=state,
+        state=tile_beam(initial_state, k),
         cum_log_probs=cum_log_probs,
         lengths=tf.zeros([batch, k], tf.int32),
         finished=tf.zeros([batch, k], tf.bool),
@@ -323,8 +380,40 @@ def beam_search(
         history=tf.TensorShape([None, k, None]),  # the histories grow in time
         kept_history=tf.TensorShape([None, n_best, None]),
     )
-    _, final = tf.while_loop(
-        not_done, body, (tf.constant(0), initial), shape_invariants=(tf.TensorShape([]), invariants)
+    out_scores = tf.fill([batch, n_best], _NEG_INF)
+    out_history = tf.zeros([batch, n_best, max_steps], tf.int32)
+    steps, _, _, _, out_scores, out_history = tf.while_loop(
+        not_done,
+        body,
+        (tf.constant(0), initial, sentence, context, out_scores, out_history),
+        shape_invariants=(
+            tf.TensorShape([]),
+            invariants,
+            tf.nest.map_structure(_batch_free_shape, sentence),
+            tf.nest.map_structure(_batch_free_shape, context),
+            out_scores.shape,
+            out_history.shape,
+        ),
     )
-    tokens, lengths = _finalize(final.kept_history)
-    return SearchResult(tokens, lengths, final.kept_scores)
+    tokens, lengths = _finalize(out_history[:, :, :steps])
+    return SearchResult(tokens, lengths, out_scores)
+
+
+class _Sentences(NamedTuple):
+    """What beam search keeps per sentence still searching; leading dimension [B]."""
+
+    index: tf.Tensor  # [B] int32 position in the input batch
+    limit: tf.Tensor  # [B, 1] int32 most output tokens, EOS included
+    mask: tf.Tensor  # [B, 1, T_s] bool real source tokens (for the coverage penalty)
+
+
+def _beam_rows(sentences: tf.Tensor, k: int) -> tf.Tensor:
+    """The [B' * K] rows of a [B * K, ...] tensor that hold the K beams of `sentences` [B']."""
+    return tf.reshape(sentences[:, None] * k + tf.range(k, dtype=sentences.dtype), [-1])
+
+
+def _drop_rows(context: Any, gathered: Callable[[], Any], stay: tf.Tensor, before: tf.Tensor):
+    """The context without the rows of sentences that left, copied only when some did."""
+    if not tf.nest.flatten(context):
+        return context
+    return tf.cond(tf.equal(stay, before), lambda: context, gathered)

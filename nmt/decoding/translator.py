@@ -127,7 +127,7 @@ class Translator:
         # Cast and concatenated once, outside the search loop.
         weights = [model.step_weights() for model in self.models]
 
-        def step_fn(tokens, states):
+        def step_fn(tokens, states, memories):
             outs = [
                 model.step(tokens, state, memory, w)
                 for model, state, memory, w in zip(self.models, states, memories, weights)
@@ -143,7 +143,7 @@ class Translator:
         memory = memories[0]
 
         if k == 1:
-            return greedy_search(step_fn, state, start, max_lengths)
+            return greedy_search(step_fn, state, start, max_lengths, context=memories)
         return beam_search(
             step_fn,
             state,
@@ -154,6 +154,8 @@ class Translator:
             beta=settings.coverage_penalty,
             source_mask=memory.mask[::k] if settings.coverage_penalty > 0 else None,
             n_best=settings.n_best,
+            stopping=settings.stopping,
+            context=memories,
         )
 
     def _encode(self, sentences: Sequence[str]) -> list[list[int]]:

@@ -7,6 +7,7 @@ search uses, one token at a time, with the same weights.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from nmt.config import ModelConfig
 from nmt.model.decoder import Decoder, DecoderState, Memory, StepOutput
@@ -145,4 +146,9 @@ def _build(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) 
         name="seq2seq",
     )
     model.build()
+    if config.param_init > 0:
+        for weight in model.trainable_weights:
+            weight.assign(
+                tf.random.uniform(weight.shape, -config.param_init, config.param_init, weight.dtype)
+            )
     return model
