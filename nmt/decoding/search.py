@@ -168,7 +168,7 @@ def greedy_search(
         def keep(nest):
             return tf.nest.map_structure(lambda x: tf.gather(x, stay), nest)
 
-        context = _drop_rows(context, lambda: keep(context), tf.size(stay), tf.size(tokens))
+        context = _drop_rows(context, stay, tf.equal(tf.size(stay), tf.size(tokens)))
         index, limits, tokens, state, score = keep((index, limits, tokens, state, score))
         return t + 1, index, limits, tokens, state, context, score, out_scores, out_history
 
@@ -354,12 +354,8 @@ def beam_search(
         beams = tf.nest.map_structure(lambda x: tf.gather(x, stay), beams._replace(state=()))
         beams = beams._replace(tokens=tf.reshape(beams.tokens, [-1]), state=state)
         sentence = tf.nest.map_structure(lambda x: tf.gather(x, stay), sentence)
-        context = _drop_rows(
-            context,
-            lambda: tf.nest.map_structure(lambda c: tf.gather(c, _beam_rows(stay, k)), context),
-            tf.size(stay),
-            tf.shape(parents)[0],
-        )
+        everyone_stays = tf.equal(tf.size(stay), tf.shape(parents)[0])
+        context = _drop_rows(context, _beam_rows(stay, k), everyone_stays)
         return t + 1, beams, sentence, context, out_scores, out_history
 
     def not_done(t, beams, sentence, context, out_scores, out_history):
@@ -412,8 +408,13 @@ def _beam_rows(sentences: tf.Tensor, k: int) -> tf.Tensor:
     return tf.reshape(sentences[:, None] * k + tf.range(k, dtype=sentences.dtype), [-1])
 
 
-def _drop_rows(context: Any, gathered: Callable[[], Any], stay: tf.Tensor, before: tf.Tensor):
-    """The context without the rows of sentences that left, copied only when some did."""
+def _drop_rows(context: Any, rows: tf.Tensor, everyone_stays: tf.Tensor) -> Any:
+    """`context` cut to `rows` (those of the sentences still searching), copied only when some
+    sentence left: it is constant, so unlike the state it needs no reordering by beam."""
     if not tf.nest.flatten(context):
         return context
-    return tf.cond(tf.equal(stay, before), lambda: context, gathered)
+    return tf.cond(
+        everyone_stays,
+        lambda: context,
+        lambda: tf.nest.map_structure(lambda c: tf.gather(c, rows), context),
+    )
