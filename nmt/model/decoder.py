@@ -186,9 +186,11 @@ class Decoder(keras.layers.Layer):
             return ops.matmul(x, ops.transpose(self.embedding.embeddings)) + self.output_bias
         return self.output_projection(x)
 
-    def _attend(self, top, memory: Memory):
+    def _attend(self, top, memory: Memory, training=False):
         """top [B, T, H] -> attentional vectors [B, T, H], weights [B, T, T_s]."""
-        context, weights = self.attention(top, memory.keys, memory.values, memory.mask)
+        context, weights = self.attention(
+            top, memory.keys, memory.values, memory.mask, training=training
+        )
         return self.combine(ops.concatenate([context, top], -1)), weights
 
     def _rnn_weights(self, dtype, pre_size: int = 0):
@@ -212,7 +214,7 @@ class Decoder(keras.layers.Layer):
             x = embedded
         if not self.gnmt:
             top, rnn_state = self.rnn.step(x, state.rnn, weights, projected, training=training)
-            attentional, attention = self._attend(top[:, None, :], memory)
+            attentional, attention = self._attend(top[:, None, :], memory, training)
             attentional = attentional[:, 0, :]
             return attentional, DecoderState(rnn=rnn_state, feed=attentional), attention[:, 0, :]
         bottom_weights, upper_weights = (None, None) if weights is None else weights
@@ -220,7 +222,7 @@ class Decoder(keras.layers.Layer):
             x, state.rnn[:1], bottom_weights, projected, training=training
         )
         context, attention = self.attention(
-            bottom[:, None, :], memory.keys, memory.values, memory.mask
+            bottom[:, None, :], memory.keys, memory.values, memory.mask, training=training
         )
         context = context[:, 0, :]
         top, upper_state = self.upper.step(
@@ -279,7 +281,9 @@ class Decoder(keras.layers.Layer):
             attentional = self._unroll(embedded, state, memory, training)
         elif self.gnmt:  # no recurrence through the attention: whole sequences, no loop
             bottom, _ = self.rnn(embedded, initial_state=state.rnn[:1], training=training)
-            context, _ = self.attention(bottom, memory.keys, memory.values, memory.mask)
+            context, _ = self.attention(
+                bottom, memory.keys, memory.values, memory.mask, training=training
+            )
             attentional, _ = self.upper(
                 self.dropout(bottom, training=training),
                 initial_state=state.rnn[1:],
@@ -288,7 +292,7 @@ class Decoder(keras.layers.Layer):
             )
         else:
             top, _ = self.rnn(embedded, initial_state=state.rnn, training=training)
-            attentional, _ = self._attend(top, memory)
+            attentional, _ = self._attend(top, memory, training)
         return self.project(attentional, training)
 
     def _unroll(self, embedded, state: DecoderState, memory: Memory, training):
