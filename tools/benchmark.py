@@ -186,17 +186,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     p = sub.add_parser("train", help="training throughput")
-    p.add_argument("--config", default="recipes/multi30k/en-de.yaml")
+    p.add_argument(
+        "--config",
+        default="recipes/multi30k/en-de.yaml",
+        help="experiment YAML (default: %(default)s)",
+    )
     p.add_argument("--set", action="append", default=[], help="config override, as nmt train")
-    p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--steps", type=int, default=500, help="steps timed (default: %(default)s)")
+    p.add_argument(
+        "--warmup", type=int, default=100, help="untimed steps first (default: %(default)s)"
+    )
     p.add_argument("--work-dir", help="where the tokenizer goes (default: a new temp folder)")
     p = sub.add_parser("decode", help="decoding speed")
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--source", required=True)
-    p.add_argument("--beam-size", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--run-dir", required=True, help="a trained run directory")
+    p.add_argument("--source", required=True, help="text file to translate (.gz allowed)")
+    p.add_argument("--beam-size", type=int, default=5, help="1: greedy (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default: 32)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="passes over the file in one process; the first includes tracing (default: 3)",
+    )
     p.add_argument("--checkpoint", help="checkpoint prefix (default: the run's best)")
     p.add_argument("--stopping", choices=("exact", "heuristic"), help="default: the run's config")
     p.add_argument("--ref", help="reference file: also report cased sacreBLEU of the output")
