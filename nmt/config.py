@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import yaml
 
@@ -22,8 +22,22 @@ class ConfigError(NmtError):
     """A configuration key or value is wrong; the message names the key."""
 
 
-def _path_field(default: str = "") -> Any:
-    return field(default=default, metadata={"path": True})
+# What changing a field means for a run directory that already holds checkpoints; every field
+# of the tokenizer, data, model and training sections says which (decoding fields are free).
+SHAPE = "shape"  # the trained weights or tokenizer depend on it: resuming with a change is refused
+DATA_ORDER = "data_order"  # decides which batch comes next: the epoch restarts in the new order
+INIT = "init"  # acts only when a run starts: a change is accepted and has no effect on resume
+FREE = "free"  # takes effect from the next step on
+CHANGE_KINDS = (SHAPE, DATA_ORDER, INIT, FREE)
+
+
+def _field(default: Any, change: str, path: bool = False) -> Any:
+    return field(default=default, metadata={"change": change, "path": path})
+
+
+def change_kind(f: dataclasses.Field) -> str:
+    """What a change of this config field means on resume (see CHANGE_KINDS)."""
+    return f.metadata.get("change", FREE)
 
 
 def _require(condition: bool, key: str, value: Any, expectation: str) -> None:
@@ -35,12 +49,14 @@ def _require(condition: bool, key: str, value: Any, expectation: str) -> None:
 class TokenizerConfig:
     """SentencePiece settings (Kudo and Richardson, 2018)."""
 
-    model_type: Literal["unigram", "bpe"] = "unigram"
-    vocab_size: int = 8000
-    joint: bool = True  # one model for source and target, trained on both sides
-    character_coverage: float = 1.0
-    byte_fallback: bool = False  # unknown characters become byte pieces instead of <unk>
-    max_training_sentences: int = 2_000_000  # sampled per side when the corpus is larger
+    model_type: Literal["unigram", "bpe"] = _field("unigram", SHAPE)
+    vocab_size: int = _field(8000, SHAPE)
+    joint: bool = _field(True, SHAPE)  # one model for source and target, trained on both sides
+    character_coverage: float = _field(1.0, SHAPE)
+    # unknown characters become byte pieces instead of <unk>
+    byte_fallback: bool = _field(False, SHAPE)
+    # sampled per side when the corpus is larger
+    max_training_sentences: int = _field(2_000_000, INIT)
 
     def __post_init__(self) -> None:
         _require(self.vocab_size >= 8, "tokenizer.vocab_size", self.vocab_size, "at least 8")
@@ -62,18 +78,18 @@ class TokenizerConfig:
 class DataConfig:
     """Parallel text files (plain or .gz, one sentence per line) and how they are batched."""
 
-    train_source: str = _path_field()
-    train_target: str = _path_field()
-    valid_source: str = _path_field()
-    valid_target: str = _path_field()
-    max_source_length: int = 100  # pieces; longer training pairs are skipped
-    max_target_length: int = 100
-    batch_size: int = 64  # sentences per batch; 0 means batch by `batch_tokens`
-    batch_tokens: int = 0  # target+source tokens per batch when batch_size is 0
+    train_source: str = _field("", DATA_ORDER, path=True)
+    train_target: str = _field("", DATA_ORDER, path=True)
+    valid_source: str = _field("", FREE, path=True)
+    valid_target: str = _field("", FREE, path=True)
+    max_source_length: int = _field(100, DATA_ORDER)  # pieces; longer training pairs are skipped
+    max_target_length: int = _field(100, DATA_ORDER)
+    batch_size: int = _field(64, DATA_ORDER)  # sentences per batch; 0 means batch by `batch_tokens`
+    batch_tokens: int = _field(0, DATA_ORDER)  # target+source tokens per batch when batch_size is 0
     # Length buckets of this many tokens. Narrow buckets waste less on padding but make each
     # batch less varied, which slows learning on small corpora where length tracks content.
-    bucket_width: int = 8
-    shuffle_buffer: int = 30_000
+    bucket_width: int = _field(8, DATA_ORDER)
+    shuffle_buffer: int = _field(30_000, DATA_ORDER)
 
     def __post_init__(self) -> None:
         for name in ("max_source_length", "max_target_length", "bucket_width", "shuffle_buffer"):
@@ -97,24 +113,28 @@ class DataConfig:
 class ModelConfig:
     """GNMT-style encoder-decoder (Wu et al., 2016) with Luong et al. (2015) attention."""
 
-    embedding_size: int = 256
-    hidden_size: int = 256
-    encoder_layers: int = 2  # the bottom one is bidirectional
-    decoder_layers: int = 2
-    residual_start: int = 2  # 0-based index of the first layer with x + LSTM(x), as in GNMT
-    attention: Literal["general", "dot", "bahdanau"] = "general"
-    input_feeding: bool = True  # feed the previous attentional vector to the bottom decoder layer
+    embedding_size: int = _field(256, SHAPE)
+    hidden_size: int = _field(256, SHAPE)
+    encoder_layers: int = _field(2, SHAPE)  # the bottom one is bidirectional
+    decoder_layers: int = _field(2, SHAPE)
+    # 0-based index of the first layer with x + LSTM(x), as in GNMT
+    residual_start: int = _field(2, SHAPE)
+    attention: Literal["general", "dot", "bahdanau"] = _field("general", SHAPE)
+    # feed the previous attentional vector to the bottom decoder layer
+    input_feeding: bool = _field(True, SHAPE)
     # "top": the top decoder layer queries attention (Luong); "bottom": the bottom layer queries
     # and the context feeds every upper layer (GNMT, Wu et al., 2016); needs decoder_layers >= 2
-    attention_layer: Literal["top", "bottom"] = "top"
-    dropout: float = 0.3  # on embeddings, between layers and before the output projection
-    tie_output_embedding: bool = False  # output projection = target embedding transposed
+    attention_layer: Literal["top", "bottom"] = _field("top", SHAPE)
+    # on embeddings, between layers and before the output projection
+    dropout: float = _field(0.3, FREE)
+    # output projection = target embedding transposed
+    tie_output_embedding: bool = _field(False, SHAPE)
     # Arithmetic type; weights stay float32. bfloat16 pays off on CPUs with AVX512_BF16/AMX
     # and on recent GPUs, and is slow where the hardware must emulate it.
-    compute_dtype: Literal["float32", "bfloat16"] = "float32"
+    compute_dtype: Literal["float32", "bfloat16"] = _field("float32", FREE)
     # 0: Keras' initializers (Glorot uniform, orthogonal recurrent kernels, forget-gate bias 1);
     # x > 0: every weight uniform in [-x, x], as OpenNMT-py's `param_init` (default 0.1)
-    param_init: float = 0.0
+    param_init: float = _field(0.0, INIT)
 
     def __post_init__(self) -> None:
         _require(self.param_init >= 0, "model.param_init", self.param_init, ">= 0")
@@ -146,31 +166,35 @@ class ModelConfig:
 class TrainingConfig:
     """Optimisation, stopping, validation and checkpointing."""
 
-    seed: int = 1234
-    learning_rate: float = 1e-3  # Adam (Kingma and Ba, 2015)
-    warmup_steps: int = 0  # linear warmup from 0
-    decay: Literal["none", "inverse_sqrt", "exponential"] = "none"
-    decay_start: int = 0  # step where exponential decay begins
-    decay_steps: int = 1000  # exponential: multiply by decay_rate every decay_steps
-    decay_rate: float = 0.5
-    clip_norm: float = 5.0  # gradient clipping by global norm
-    label_smoothing: float = 0.1
+    seed: int = _field(1234, DATA_ORDER)
+    learning_rate: float = _field(1e-3, FREE)  # Adam (Kingma and Ba, 2015)
+    warmup_steps: int = _field(0, FREE)  # linear warmup from 0
+    decay: Literal["none", "inverse_sqrt", "exponential"] = _field("none", FREE)
+    decay_start: int = _field(0, FREE)  # step where exponential decay begins
+    decay_steps: int = _field(1000, FREE)  # exponential: multiply by decay_rate every decay_steps
+    decay_rate: float = _field(0.5, FREE)
+    clip_norm: float = _field(5.0, FREE)  # gradient clipping by global norm
+    label_smoothing: float = _field(0.1, FREE)
     # Polyak averaging: keep an exponential moving average of the weights (e.g. 0.999); the
     # validation, best/ and therefore translation use the average (0: off)
-    ema_decay: float = 0.0
-    max_steps: int = 0  # stop after this many steps (0: no limit)
-    max_epochs: int = 10  # stop after this many passes over the data (0: no limit)
-    max_minutes: float = 0.0  # stop after this much wall-clock training time (0: no limit)
-    log_every: int = 50  # steps between progress lines
-    validate_every: int = 500  # steps between validations (loss and BLEU)
-    checkpoint_every: int = 500  # steps between checkpoints
-    keep_checkpoints: int = 3  # last N checkpoints kept, besides the best one
-    early_stopping_patience: int = 0  # stop after N validations without a better BLEU (0: off)
-    valid_beam_size: int = 1  # 1 = greedy, fast enough to run often
-    valid_max_sentences: int = 0  # decode only the first N validation sentences (0: all)
-    jit_compile: bool = False  # XLA-compile the training step
-    # "none" (one device), "mirrored" (local GPUs) or "multi_worker" (TF_CONFIG cluster)
-    distribution: Literal["none", "mirrored", "multi_worker"] = "none"
+    ema_decay: float = _field(0.0, SHAPE)
+    max_steps: int = _field(0, FREE)  # stop after this many steps (0: no limit)
+    max_epochs: int = _field(10, FREE)  # stop after this many passes over the data (0: no limit)
+    # stop after this much wall-clock training time (0: no limit)
+    max_minutes: float = _field(0.0, FREE)
+    log_every: int = _field(50, FREE)  # steps between progress lines
+    validate_every: int = _field(500, FREE)  # steps between validations (loss and BLEU)
+    checkpoint_every: int = _field(500, FREE)  # steps between checkpoints
+    keep_checkpoints: int = _field(3, FREE)  # last N checkpoints kept, besides the best one
+    # stop after N validations without a better BLEU (0: off)
+    early_stopping_patience: int = _field(0, FREE)
+    valid_beam_size: int = _field(1, FREE)  # 1 = greedy, fast enough to run often
+    # decode only the first N validation sentences (0: all)
+    valid_max_sentences: int = _field(0, FREE)
+    jit_compile: bool = _field(False, FREE)  # XLA-compile the training step
+    # "none" (one device), "mirrored" (local GPUs, else the logical CPU devices) or
+    # "multi_worker" (TF_CONFIG cluster)
+    distribution: Literal["none", "mirrored", "multi_worker"] = _field("none", DATA_ORDER)
 
     def __post_init__(self) -> None:
         _require(self.learning_rate > 0, "training.learning_rate", self.learning_rate, "positive")
@@ -372,8 +396,16 @@ def config_to_dict(config: Config) -> dict:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    """Writes the resolved config as YAML, atomically."""
-    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    """Writes the resolved config as YAML, atomically, with absolute data paths (relative ones
+    are taken from the working directory), so `nmt train --config RUN/config.yaml` works from
+    anywhere."""
+    data = config_to_dict(config)
+    for section in dataclasses.fields(Config):
+        for f in dataclasses.fields(getattr(config, section.name)):
+            value = data[section.name][f.name]
+            if f.metadata.get("path") and value:
+                data[section.name][f.name] = str(Path(value).expanduser().resolve())
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def read_saved_config(path: str | Path) -> Config:
@@ -391,19 +423,23 @@ def read_saved_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: {error}") from None
 
 
-MODEL_SHAPE_SECTIONS = ("tokenizer", "model")
+class ResumeChanges(NamedTuple):
+    """Fields that differ between a run's saved config and a new one, as "key: old -> new",
+    grouped by what the change means (see CHANGE_KINDS)."""
+
+    shape: list[str]
+    data_order: list[str]
+    init: list[str]
+    free: list[str]
 
 
-def shape_differences(old: Config, new: Config) -> list[str]:
-    """Dotted keys whose change would make a saved checkpoint unusable (resume refuses them)."""
-    diffs = []
-    for section in MODEL_SHAPE_SECTIONS:
-        a, b = getattr(old, section), getattr(new, section)
+def resume_changes(old: Config, new: Config) -> ResumeChanges:
+    """Classifies every changed field by its `change` metadata, so resume can act on it."""
+    changes: dict[str, list[str]] = {kind: [] for kind in CHANGE_KINDS}
+    for section in dataclasses.fields(Config):
+        a, b = getattr(old, section.name), getattr(new, section.name)
         for f in dataclasses.fields(a):
-            if f.name in ("dropout", "compute_dtype"):
-                continue
-            if getattr(a, f.name) != getattr(b, f.name):
-                diffs.append(
-                    f"{section}.{f.name}: {getattr(a, f.name)!r} -> {getattr(b, f.name)!r}"
-                )
-    return diffs
+            before, after = getattr(a, f.name), getattr(b, f.name)
+            if before != after:
+                changes[change_kind(f)].append(f"{section.name}.{f.name}: {before!r} -> {after!r}")
+    return ResumeChanges(**changes)

@@ -3,8 +3,8 @@
 import numpy as np
 
 from nmt.decoding.translator import Translator
+from nmt.run_directory import checkpoints_in
 from nmt.training.averaging import average_checkpoints
-from nmt.training.checkpoint import checkpoints_in
 
 
 def test_averaging_identical_checkpoints_returns_the_same_weights(trained_run):

@@ -3,12 +3,14 @@ import dataclasses
 import pytest
 
 from nmt.config import (
+    CHANGE_KINDS,
+    Config,
     ConfigError,
     config_from_dict,
     load_config,
     read_saved_config,
+    resume_changes,
     save_config,
-    shape_differences,
 )
 
 
@@ -60,9 +62,43 @@ def test_saved_config_round_trips(tmp_path):
     assert read_saved_config(tmp_path / "config.yaml") == config
 
 
-def test_shape_differences_name_the_fields():
+def test_resume_changes_are_grouped_by_what_they_mean():
     old = config_from_dict({})
-    new = dataclasses.replace(old, model=dataclasses.replace(old.model, hidden_size=128))
-    assert shape_differences(old, new) == ["model.hidden_size: 256 -> 128"]
-    lower_dropout = dataclasses.replace(old, model=dataclasses.replace(old.model, dropout=0.1))
-    assert shape_differences(old, lower_dropout) == []
+
+    def changed(section, **values):
+        return dataclasses.replace(
+            old, **{section: dataclasses.replace(getattr(old, section), **values)}
+        )
+
+    assert resume_changes(old, changed("model", hidden_size=128)).shape == [
+        "model.hidden_size: 256 -> 128"
+    ]
+    assert resume_changes(old, changed("data", batch_size=32)).data_order == [
+        "data.batch_size: 64 -> 32"
+    ]
+    assert resume_changes(old, changed("training", seed=7)).data_order == [
+        "training.seed: 1234 -> 7"
+    ]
+    assert resume_changes(old, changed("model", param_init=0.1)).init == [
+        "model.param_init: 0.0 -> 0.1"
+    ]
+    lower_dropout = resume_changes(old, changed("model", dropout=0.1))
+    assert lower_dropout.shape == lower_dropout.data_order == []
+    assert lower_dropout.free == ["model.dropout: 0.3 -> 0.1"]
+
+
+def test_every_training_field_says_what_a_change_means_on_resume():
+    for section in ("tokenizer", "data", "model", "training"):
+        for f in dataclasses.fields(getattr(Config(), section)):
+            assert f.metadata.get("change") in CHANGE_KINDS, f"{section}.{f.name}"
+
+
+def test_a_saved_config_is_reusable_from_any_folder(tmp_path, monkeypatch):
+    """Relative data paths (relative to the working directory) are saved absolute, so
+    `nmt train --config RUN/config.yaml` finds the same files."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "demo" / "data").mkdir(parents=True)
+    config = config_from_dict({"data": {"train_source": "runs/demo/data/train.en"}})
+    save_config(config, tmp_path / "runs" / "demo" / "config.yaml")
+    again = load_config(tmp_path / "runs" / "demo" / "config.yaml")
+    assert again.data.train_source == str(tmp_path / "runs" / "demo" / "data" / "train.en")

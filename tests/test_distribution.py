@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from nmt.training.distribution import shard_batches
@@ -37,8 +38,8 @@ training:
 KEEP_COPIES = """\
 import sys
 from nmt.config import load_config
-from nmt.training import trainer
-trainer.discard_scratch = lambda run_dir, worker: None
+from nmt.training import callbacks, trainer
+callbacks.discard_scratch = lambda run_dir, worker: None
 trainer.train(load_config(sys.argv[1]), sys.argv[2])
 """
 
@@ -118,3 +119,103 @@ def test_two_workers_on_loopback_train_one_model_together(toy_data, tmp_path):
     assert len(ours) > 10 and ours.keys() == theirs.keys()
     for name in ours:
         np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+
+
+# Two logical CPU devices must be made before TensorFlow starts, hence a fresh process.
+TWO_CPUS = """\
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+
+ONE_STEP = (
+    TWO_CPUS
+    + """\
+import sys
+import keras
+import numpy as np
+from nmt.config import ModelConfig
+from nmt.model.seq2seq import build_model
+from nmt.training.distribution import make_strategy
+from nmt.training.steps import make_train_step
+
+rng = np.random.default_rng(0)
+lengths = [5, 3, 6, 2]
+batch = {name: np.zeros((4, 7), np.int32) for name in ("source", "target_in", "target_out")}
+for row, n in enumerate(lengths):
+    batch["source"][row, :n] = rng.integers(4, 30, n)
+    batch["target_in"][row, : n + 1] = rng.integers(4, 30, n + 1)
+    batch["target_out"][row, : n + 1] = rng.integers(4, 30, n + 1)
+
+def one_step(kind):
+    strategy = make_strategy(kind)
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        model = build_model(ModelConfig(embedding_size=8, hidden_size=16, dropout=0.0), 30, 30)
+        # Plain SGD: the update is the gradient itself, so a difference cannot hide in (or be
+        # blown up by) Adam's normalization of near-zero gradients.
+        optimizer = keras.optimizers.SGD(learning_rate=1.0)
+        optimizer.build(model.trainable_variables)
+    dataset = strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensor_slices(batch).batch(4)
+    )
+    step = make_train_step(
+        model, optimizer, 0.1, strategy=strategy, input_signature=[dataset.element_spec]
+    )
+    loss, _, _ = step(next(iter(dataset)))
+    weights = [v.numpy() for v in model.trainable_variables]
+    # Not the gradient norm: on one device the embedding gradients stay IndexedSlices, whose
+    # repeated rows tf.linalg.global_norm counts one by one (0.272602 vs 0.272725 here); the
+    # replicas sum dense gradients. Clipping is off at this norm, so the updates agree.
+    return strategy.num_replicas_in_sync, float(loss), weights
+
+replicas, mirrored_loss, mirrored = one_step("mirrored")
+_, single_loss, single = one_step("none")
+assert replicas == 2, replicas
+np.testing.assert_allclose(mirrored_loss, single_loss, rtol=1e-6)
+for a, b in zip(mirrored, single):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+print("same update")
+"""
+)
+
+
+def test_one_mirrored_step_on_two_cpus_equals_one_step_on_the_whole_batch():
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_STEP], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "same update" in result.stdout, result.stderr[-3000:]
+
+
+MIRRORED_TRAINING = (
+    TWO_CPUS
+    + """\
+import sys
+from nmt.config import load_config
+from nmt.training.trainer import train
+result = train(load_config(sys.argv[1], ["training.distribution=mirrored"]), sys.argv[2])
+print("stopped", result.stopped_because, result.steps)
+"""
+)
+
+
+@pytest.mark.slow
+def test_mirrored_training_on_two_logical_cpus(toy_data, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        CONFIG.format(data=toy_data["train.en"].parent).replace("multi_worker", "none")
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", MIRRORED_TRAINING, str(config), str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(2 replicas" in result.stdout and "stopped max_steps 30" in result.stdout
+    losses = [
+        float(x.split("| loss ")[1].split()[0])
+        for x in result.stdout.splitlines()
+        if x.startswith("step")
+    ]
+    assert losses[-1] < losses[0], result.stdout

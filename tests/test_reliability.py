@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from nmt.config import load_config
 from nmt.errors import NmtError
-from nmt.training import trainer
+from nmt.training import steps, trainer
 
 CONFIG = """\
 tokenizer: {{vocab_size: 60}}
@@ -143,13 +143,13 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
     trainer.train(config, run_dir)
     good = checkpoint_values(str(run_dir / "checkpoints" / "ckpt-10"))
 
-    real_loss = trainer.masked_cross_entropy
+    real_loss = steps.masked_cross_entropy
 
     def poisoned(labels, logits, label_smoothing=0.0):
         loss_sum, tokens = real_loss(labels, logits, label_smoothing)
         return loss_sum * float("nan"), tokens
 
-    monkeypatch.setattr(trainer, "masked_cross_entropy", poisoned)
+    monkeypatch.setattr(steps, "masked_cross_entropy", poisoned)
     with pytest.raises(NmtError, match=r"loss is nan .*at step 11"):
         trainer.train(load_config(write_config(tmp_path, toy_data, steps=30)), run_dir)
     state = tf.train.get_checkpoint_state(str(run_dir / "checkpoints"))

@@ -95,14 +95,14 @@ def test_an_ensemble_of_one_model_twice_is_that_model(trained_run, translator):
 
 
 def _best_checkpoint(run_dir):
-    from nmt.training.checkpoint import BEST, checkpoints_in
+    from nmt.run_directory import BEST, checkpoints_in
 
     return checkpoints_in(run_dir / BEST)[:1]
 
 
 def test_ensemble_greedy_score_is_the_log_mean_probability_of_its_output(trained_run):
     """Two different checkpoints: each step's score is log((p_1(y) + p_2(y)) / 2)."""
-    from nmt.training.checkpoint import CHECKPOINTS, checkpoints_in
+    from nmt.run_directory import CHECKPOINTS, checkpoints_in
 
     paths = checkpoints_in(trained_run / CHECKPOINTS)[-2:]
     ensemble = Translator.load(trained_run, paths)

@@ -63,19 +63,16 @@ def bench_train(args: argparse.Namespace) -> dict:
 
     from nmt.config import load_config
     from nmt.model.seq2seq import build_model
-    from nmt.training.trainer import (
-        batches,
-        make_optimizer,
-        make_train_step,
-        prepare_tokenizer,
-    )
+    from nmt.training.epochs import batches
+    from nmt.training.steps import make_optimizer, make_train_step
+    from nmt.training.trainer import prepare_tokenizer
 
     config = load_config(args.config, args.set)
     keras.utils.set_random_seed(config.training.seed)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="nmt-bench-"))
     tokenizer = prepare_tokenizer(config, work, print)
     model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config.training)
     t = config.training
     step = make_train_step(model, optimizer, t.label_smoothing, t.clip_norm, t.jit_compile)
     d = config.data
@@ -84,7 +81,7 @@ def bench_train(args: argparse.Namespace) -> dict:
     done = 0
     while done < args.steps:
         dataset = batches(
-            config, tokenizer, d.train_source, d.train_target, seed=config.training.seed + done
+            config.data, tokenizer, d.train_source, d.train_target, seed=config.training.seed + done
         )
         for batch in dataset:
             loss, batch_tokens, _ = step(batch)

@@ -141,14 +141,19 @@ def training_dataset(
     shuffle_buffer: int,
     seed: int,
     shuffle: bool = True,
+    max_pairs: int = 0,
 ) -> tf.data.Dataset:
     """One epoch of shuffled, length-bucketed, padded training batches.
 
     Each batch is a dict: source [B, T_s], target_in [B, T_t], target_out [B, T_t], int32.
     The order depends only on `seed`, so a resumed run can skip to the same batch.
+    `max_pairs` > 0 keeps only the first pairs that pass the length filter (validation uses
+    it to compute the loss on the sentences it decodes).
     """
     dataset = parallel_dataset(source, target, tokenizer)
     dataset = dataset.apply(filter_by_length(max_source_length, max_target_length))
+    if max_pairs:
+        dataset = dataset.take(max_pairs)
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     dataset = dataset.apply(add_decoder_inputs())

@@ -21,13 +21,13 @@ from typing import NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from nmt.config import DecodingConfig, read_saved_config
+from nmt.config import DecodingConfig
 from nmt.constants import BOS_ID, PAD_ID
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.search import SearchResult, beam_search, greedy_search, tile_beam
 from nmt.errors import NmtError
-from nmt.model.seq2seq import Seq2Seq, build_model
-from nmt.training.checkpoint import restore_weights
+from nmt.model.seq2seq import Seq2Seq
+from nmt.run_directory import load_trained
 
 
 def _one_line(text: str) -> str:
@@ -85,21 +85,12 @@ class Translator:
         Raises:
             NmtError: not a run directory, no checkpoint, or a tokenizer/model mismatch.
         """
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise NmtError(f"{run_dir}: no such run directory")
-        config = read_saved_config(run_dir / "config.yaml")
-        tokenizer = Tokenizer.load(run_dir / "tokenizer")
-        paths = [checkpoint] if checkpoint is None or isinstance(checkpoint, str) else checkpoint
-        models = []
-        for path in paths:
-            model = build_model(
-                config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size
-            )
-            restore_weights(model, run_dir, path)
-            models.append(model)
+        run = load_trained(run_dir, checkpoint)
         return cls(
-            models, tokenizer, config.decoding, max_source_length=config.data.max_source_length
+            run.models,
+            run.tokenizer,
+            run.config.decoding,
+            max_source_length=run.config.data.max_source_length,
         )
 
     def _search_function(self, settings: DecodingConfig):

@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from nmt.config import read_saved_config
-from nmt.data.tokenizer import Tokenizer
 from nmt.errors import NmtError
 from nmt.model.seq2seq import build_model
-from nmt.training.checkpoint import CHECKPOINTS, checkpoints_in, restore_weights
-
-AVERAGED = "averaged"
+from nmt.run_directory import (
+    AVERAGED,
+    CHECKPOINTS,
+    checkpoints_in,
+    load_tokenizer,
+    read_config,
+    restore_weights,
+)
 
 
 def average_checkpoints(
@@ -34,8 +37,8 @@ def average_checkpoints(
         NmtError: fewer than one checkpoint, or one that does not fit the run's model.
     """
     run_dir = Path(run_dir)
-    config = read_saved_config(run_dir / "config.yaml")
-    tokenizer = Tokenizer.load(run_dir / "tokenizer")
+    config = read_config(run_dir)
+    tokenizer = load_tokenizer(run_dir)
     model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
     paths = checkpoints or checkpoints_in(run_dir / CHECKPOINTS)[:last]
     if not paths:

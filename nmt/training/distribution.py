@@ -45,7 +45,11 @@ def make_strategy(kind: str) -> tf.distribute.Strategy:
     if kind == "none":
         return tf.distribute.get_strategy()
     if kind == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        if tf.config.list_logical_devices("GPU"):
+            return tf.distribute.MirroredStrategy()
+        # No GPU: every logical CPU device (one, unless the program split the CPU in several).
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(cpus)
     if kind == "multi_worker":
         try:
             cluster = json.loads(os.environ["TF_CONFIG"])["cluster"]

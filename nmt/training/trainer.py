@@ -1,52 +1,42 @@
 """`train()`: from a config and a run directory to checkpoints, reading top to bottom.
 
-The loop is our own `tf.function` train step rather than `Model.fit`, so that it can resume
-mid-epoch at the exact batch and later run under `tf.distribute` multi-worker strategies (which
-Keras 3's `fit` does not support). Re-running on an existing run directory resumes.
+The loop is our own `tf.function` train step (nmt/training/steps.py), so it can resume mid-epoch
+at the exact batch and run under `tf.distribute` multi-worker strategies. After each step it
+calls small hooks: the progress report, validation (best model, early stopping), the stop
+conditions, then the checkpoint, so a checkpoint holds everything its step changed. Running
+`train` again on the same run directory resumes.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import dataclasses
 import math
-import signal
-import sys
+import shutil
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 import keras
 import tensorflow as tf
 
-from nmt.atomic import atomic_write_text
-from nmt.config import Config, read_saved_config, save_config, shape_differences
-from nmt.data.pipeline import training_dataset
+from nmt import run_directory
+from nmt.config import Config, resume_changes
 from nmt.data.text import check_parallel, read_lines
 from nmt.data.tokenizer import Tokenizer, train_tokenizer
-from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
-from nmt.evaluation import corpus_bleu
 from nmt.model.seq2seq import build_model
-from nmt.training.checkpoint import BEST, CHECKPOINTS, TrainingProgress, restore_latest
+from nmt.run_directory import CHECKPOINTS, TrainingProgress
+from nmt.training.callbacks import Checkpointer, Log, ProgressReport, TrainLog, stop_requests
 from nmt.training.distribution import (
-    Worker,
-    discard_scratch,
     make_stop_vote,
     make_strategy,
     scratch_dir,
-    shard_batches,
     wait_for,
     worker_of,
 )
-from nmt.training.losses import masked_cross_entropy
-from nmt.training.schedules import WarmupDecay
-
-Log = Callable[[str], None]
-_BATCH_SPEC = {
-    name: tf.TensorSpec([None, None], tf.int32) for name in ("source", "target_in", "target_out")
-}
+from nmt.training.epochs import epoch_batches
+from nmt.training.steps import make_optimizer, make_train_step, steps_done
+from nmt.training.validation import Validator, recall_best_bleu
 
 
 class TrainResult(NamedTuple):
@@ -56,45 +46,31 @@ class TrainResult(NamedTuple):
     # "max_steps", "max_epochs", "max_minutes", "early_stopping", "signal", or "other_worker"
     # (another worker of a multi-worker run stopped, for one of the other reasons)
     stopped_because: str
+    signal: int = 0  # the number of the signal that stopped training (SIGINT, SIGTERM), else 0
 
 
-def _log(message: str) -> None:
+class _Training(NamedTuple):
+    """What the loop updates: the model, its optimizer and the counters saved beside them."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    progress: TrainingProgress
+
+
+def _print(message: str) -> None:
     print(message, flush=True)
-
-
-def prepare_run_dir(config: Config, run_dir: Path) -> bool:
-    """Creates or checks the run directory and saves the resolved config; True when resuming.
-
-    Raises:
-        NmtError: the run directory holds a model of another shape.
-    """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved = run_dir / "config.yaml"
-    resuming = saved.is_file()
-    if resuming:
-        differences = shape_differences(read_saved_config(saved), config)
-        if differences:
-            raise NmtError(
-                f"{run_dir} holds a model of another shape; use a new --run-dir or the old "
-                "config. Differing fields: " + "; ".join(differences)
-            )
-    save_config(config, saved)
-    return resuming
 
 
 def prepare_tokenizer(config: Config, run_dir: Path, log: Log) -> Tokenizer:
     """Loads the run's tokenizer, training it from the training files the first time."""
-    directory = run_dir / "tokenizer"
+    directory = run_dir / run_directory.TOKENIZER
     if directory.is_dir():
         try:
             return Tokenizer.load(directory)
         except NmtError:  # incomplete (killed between two model files): train it again
             pass
-    log(
-        f"training the SentencePiece tokenizer ({config.tokenizer.model_type}, "
-        f"{config.tokenizer.vocab_size} pieces)"
-    )
     t = config.tokenizer
+    log(f"training the SentencePiece tokenizer ({t.model_type}, {t.vocab_size} pieces)")
     return train_tokenizer(
         [config.data.train_source],
         [config.data.train_target],
@@ -108,228 +84,19 @@ def prepare_tokenizer(config: Config, run_dir: Path, log: Log) -> Tokenizer:
     )
 
 
-def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
-    """Adam with the configured schedule (the train step clips the gradients)."""
-    t = config.training
-    schedule = WarmupDecay(
-        t.learning_rate, t.warmup_steps, t.decay, t.decay_start, t.decay_steps, t.decay_rate
-    )
-    return keras.optimizers.Adam(
-        learning_rate=schedule,
-        use_ema=t.ema_decay > 0,
-        ema_momentum=t.ema_decay if t.ema_decay > 0 else 0.99,
-    )
-
-
-def make_train_step(
-    model,
-    optimizer,
-    label_smoothing: float,
-    clip_norm: float = 5.0,
-    jit_compile: bool = False,
-    strategy: tf.distribute.Strategy | None = None,
-    input_signature=(_BATCH_SPEC,),
-):
-    """A compiled step: forward, smoothed loss per target token, clipped Adam update.
-
-    Under a `tf.distribute` strategy every replica runs on its own batch; the loss is divided
-    by the global token count and the summed gradients are clipped by their global norm, so
-    the update equals one device's update on all the replicas' batches (Keras would clip each
-    replica's share separately).
-
-    Returns:
-        train_step(batch) -> (mean loss per target token, target tokens, gradient norm), over
-        all replicas.
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    replicas = strategy.num_replicas_in_sync
-
-    def replica_step(batch):
-        context = tf.distribute.get_replica_context()
-        with tf.GradientTape() as tape:
-            logits = model(batch, training=True)
-            loss_sum, tokens = masked_cross_entropy(batch["target_out"], logits, label_smoothing)
-            tokens = context.all_reduce("sum", tokens)
-            loss = loss_sum / tokens
-        gradients = tape.gradient(loss, model.trainable_variables)
-        if replicas > 1:
-            gradients = context.all_reduce("sum", [tf.convert_to_tensor(g) for g in gradients])
-        # An infinite norm makes clipping yield NaN weights although the loss (computed
-        # before the update) is finite; the caller checks both.
-        norm = tf.linalg.global_norm(gradients)
-        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm, use_norm=norm)
-        if replicas > 1:  # the optimizer sums the replicas' gradients once more
-            gradients = [g / replicas for g in gradients]
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        return loss, tokens, norm
-
-    @tf.function(input_signature=list(input_signature), jit_compile=jit_compile)
-    def train_step(batch):
-        loss, tokens, norm = strategy.run(replica_step, args=(batch,))
-        return (
-            strategy.reduce("sum", loss, axis=None),
-            strategy.reduce("mean", tokens, axis=None),
-            strategy.reduce("mean", norm, axis=None),
-        )
-
-    return train_step
-
-
-def steps_done(optimizer: keras.optimizers.Optimizer) -> int:
-    """The optimizer's step count (also under a strategy, where it is a MirroredVariable)."""
-    return int(tf.convert_to_tensor(optimizer.iterations.value))
-
-
-def make_eval_step(model):
-    """Summed unsmoothed cross-entropy and token count of one batch (for validation loss)."""
-
-    @tf.function(input_signature=[_BATCH_SPEC])
-    def eval_step(batch):
-        return masked_cross_entropy(batch["target_out"], model(batch, training=False))
-
-    return eval_step
-
-
-@contextlib.contextmanager
-def stop_requests() -> Iterator[list[int]]:
-    """Turns SIGINT/SIGTERM into a request the loop honours after the current step."""
-    received: list[int] = []
-
-    def handler(signum, frame):
-        received.append(signum)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-class Validation(NamedTuple):
-    loss: float
-    bleu: float
-
-
-def validate(config: Config, tokenizer: Tokenizer, translator: Translator, eval_step) -> Validation:
-    """Validation loss per target token and cased sacreBLEU of search outputs."""
+def _check_data(config: Config) -> None:
+    """Bad data files are reported now, naming file and line, not mid-training."""
     d = config.data
-    dataset = batches(config, tokenizer, d.valid_source, d.valid_target, shuffle=False)
-    loss_sum = tokens = 0.0
-    for batch in dataset:
-        batch_loss, batch_tokens = eval_step(batch)
-        loss_sum, tokens = loss_sum + float(batch_loss), tokens + float(batch_tokens)
-    sources, references = list(read_lines(d.valid_source)), list(read_lines(d.valid_target))
-    if config.training.valid_max_sentences:
-        sources = sources[: config.training.valid_max_sentences]
-        references = references[: config.training.valid_max_sentences]
-    hypotheses = translator.translate(sources, beam_size=config.training.valid_beam_size)
-    return Validation(loss_sum / max(tokens, 1.0), corpus_bleu(hypotheses, references))
-
-
-def _format_seconds(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-class _Run(NamedTuple):
-    """The objects one training run threads through its loop."""
-
-    config: Config
-    run_dir: Path
-    model: keras.Model
-    optimizer: keras.optimizers.Optimizer
-    progress: TrainingProgress
-    manager: tf.train.CheckpointManager
-    best_manager: tf.train.CheckpointManager
-    tokenizer: Tokenizer
-    translator: Translator
-    log: Log
-    strategy: tf.distribute.Strategy
-    worker: Worker
-
-
-@contextlib.contextmanager
-def _averaged_weights(run: _Run) -> Iterator[None]:
-    """With `training.ema_decay`, the model holds the moving average inside the block (for
-    validation and best/) and its trained weights again after it."""
-    if not run.optimizer.use_ema:
-        yield
-        return
-    variables = run.model.trainable_variables
-    trained = [tf.identity(v.value) for v in variables]
-    run.optimizer.finalize_variable_values(variables)
-    try:
-        yield
-    finally:
-        for variable, value in zip(variables, trained):
-            variable.assign(value)
-
-
-def _validate_and_keep_best(run: _Run, eval_step, step: int) -> str | None:
-    """Validates, saves the best checkpoint, and returns "early_stopping" when patience ran out."""
-    started = time.monotonic()
-    with _averaged_weights(run):
-        result = validate(run.config, run.tokenizer, run.translator, eval_step)
-        improved = result.bleu > float(run.progress.best_bleu)
-        if improved:
-            path = _save(run, run.best_manager, step)
-    tf.summary.scalar("valid/loss", result.loss, step=step)
-    tf.summary.scalar("valid/bleu", result.bleu, step=step)
-    p = run.progress
-    if improved:
-        p.best_bleu.assign(result.bleu)
-        p.best_step.assign(step)
-        p.validations_without_gain.assign(0)
-        best = {"bleu": result.bleu, "step": step, "checkpoint": Path(path).name}
-        if run.worker.is_chief:
-            atomic_write_text(run.run_dir / "best.json", json.dumps(best, indent=2) + "\n")
-    else:
-        p.validations_without_gain.assign_add(1)
-    run.log(
-        f"validation at step {step}: loss {result.loss:.3f}, BLEU {result.bleu:.2f} "
-        f"(best {float(p.best_bleu):.2f} at step {int(p.best_step)}"
-        f"{', new best' if improved else ''}) in {time.monotonic() - started:.1f}s"
-    )
-    patience = run.config.training.early_stopping_patience
-    if patience and int(p.validations_without_gain) >= patience:
-        return "early_stopping"
-    return None
-
-
-def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
-    """Saves; a failed write (a full disk, say) becomes a clear error, and the checkpoint
-    index still names the previous complete checkpoint, which TensorFlow updates last."""
-    try:
-        return manager.save(checkpoint_number=step)
-    except (tf.errors.OpError, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NmtError(
-            f"could not write checkpoint {step} to {manager.directory} ({reason}); the previous "
-            f"checkpoint ({manager.latest_checkpoint}) is intact. Free some space and run the "
-            "same command again to resume"
-        ) from None
-
-
-def _save(run: _Run, manager: tf.train.CheckpointManager, step: int) -> str:
-    """Every worker saves (tf.distribute requires it); only the chief's copy is kept."""
-    path = save_checkpoint(manager, step)
-    discard_scratch(run.run_dir, run.worker)
-    return path
-
-
-def _recall_best_bleu(run: _Run) -> None:
-    """After a crash, best/ may be newer than the checkpoint resumed from: never overwrite it
-    with a worse model."""
-    path = run.run_dir / "best.json"
-    if path.is_file():
-        try:
-            best = json.loads(path.read_text(encoding="utf-8"))
-            if float(best["bleu"]) > float(run.progress.best_bleu):
-                run.progress.best_bleu.assign(float(best["bleu"]))
-                run.progress.best_step.assign(int(best["step"]))
-        except (ValueError, KeyError, TypeError):
-            run.log(f"nmt: warning: {path} is unreadable; ignoring it")
+    if not (d.train_source and d.train_target):
+        raise NmtError("the config must set data.train_source and data.train_target")
+    pairs = [(d.train_source, d.train_target)]
+    if d.valid_source and d.valid_target:
+        pairs.append((d.valid_source, d.valid_target))
+    for pair in pairs:
+        check_parallel(*pair)
+        for path in pair:
+            for _ in read_lines(path):  # invalid UTF-8
+                pass
 
 
 def _limit_reached(config: Config, step: int, seconds: float) -> str | None:
@@ -341,160 +108,202 @@ def _limit_reached(config: Config, step: int, seconds: float) -> str | None:
     return None
 
 
-def batches(
+class InitialWeights(NamedTuple):
+    """Where `--init-from` takes a model's weights (and tokenizer) from."""
+
+    run_dir: Path
+    checkpoint: str | None  # None: the run's best, else its latest
+
+
+def init_source(path: str | Path) -> InitialWeights:
+    """Reads `--init-from`: a run directory, or a checkpoint prefix inside one.
+
+    Raises:
+        NmtError: neither a run directory nor a checkpoint of one.
+    """
+    path = Path(path)
+    if (path / run_directory.CONFIG).is_file():
+        return InitialWeights(path, None)
+    for run_dir in path.parents[:2]:  # RUN/checkpoints/ckpt-N or RUN/best/ckpt-N
+        if (run_dir / run_directory.CONFIG).is_file() and Path(f"{path}.index").is_file():
+            return InitialWeights(run_dir, str(path))
+    raise NmtError(
+        f"--init-from {path}: neither a run directory (with config.yaml) nor a checkpoint "
+        "prefix inside one (such as RUN/checkpoints/ckpt-4000)"
+    )
+
+
+def _adopt_source_run(config: Config, source: InitialWeights, run_dir: Path) -> Config:
+    """Fine-tuning starts from another run's model: its tokenizer is copied into `run_dir`, and
+    the model must have the same shape (the tokenizer settings become the source run's)."""
+    old = run_directory.read_config(source.run_dir)
+    config = dataclasses.replace(config, tokenizer=old.tokenizer)
+    differences = resume_changes(old, config).shape
+    if differences:
+        raise NmtError(
+            f"--init-from {source.run_dir} holds a model of another shape; differing fields: "
+            + "; ".join(differences)
+        )
+    tokenizer_dir = run_dir / run_directory.TOKENIZER
+    if not tokenizer_dir.is_dir():
+        shutil.copytree(source.run_dir / run_directory.TOKENIZER, tokenizer_dir)
+    return config
+
+
+def _build(config: Config, tokenizer: Tokenizer, strategy: tf.distribute.Strategy) -> _Training:
+    keras.utils.set_random_seed(config.training.seed)
+    with strategy.scope():
+        model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
+        optimizer = make_optimizer(config.training)
+        optimizer.build(model.trainable_variables)
+    return _Training(model, optimizer, TrainingProgress())
+
+
+def _describe_devices(config: Config, strategy: tf.distribute.Strategy) -> str:
+    """The first line of training: where it runs and in which precision."""
+    try:
+        devices = ", ".join(strategy.extended.worker_devices)
+    except RuntimeError:  # the default strategy: TensorFlow uses the first GPU, else the CPU
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = gpus[0].name if gpus else tf.config.list_logical_devices("CPU")[0].name
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    threads = f"{threads} threads" if threads else "all cores"
+    replicas = strategy.num_replicas_in_sync
+    return (
+        f"training on {devices} ({replicas} {'replicas' if replicas > 1 else 'replica'}, "
+        f"{threads}), {config.model.compute_dtype} compute with float32 weights"
+    )
+
+
+def _train_loop(
     config: Config,
+    training: _Training,
     tokenizer: Tokenizer,
-    source: str,
-    target: str,
-    seed: int = 0,
-    shuffle: bool = True,
-) -> tf.data.Dataset:
-    """`training_dataset` with the config's data settings (one epoch)."""
-    d = config.data
-    return training_dataset(
-        source,
-        target,
-        tokenizer,
-        max_source_length=d.max_source_length,
-        max_target_length=d.max_target_length,
-        batch_size=d.batch_size,
-        batch_tokens=d.batch_tokens,
-        bucket_width=d.bucket_width,
-        shuffle_buffer=d.shuffle_buffer,
-        seed=seed,
-        shuffle=shuffle,
-    )
-
-
-def _epoch_batches(run: _Run, epoch: int):
-    """Epoch `epoch` from the step where the run stopped (the order depends on seed + epoch),
-    each replica's batches as `run.strategy` distributes them."""
-    d = run.config.data
-
-    def replica_batches(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = batches(
-            run.config,
-            run.tokenizer,
-            d.train_source,
-            d.train_target,
-            seed=run.config.training.seed + epoch,
-        )
-        local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
-        dataset = shard_batches(
-            dataset,
-            context.num_replicas_in_sync,
-            first=context.input_pipeline_id * local_replicas,
-            count=local_replicas,
-        )
-        return dataset.skip(int(run.progress.batches_in_epoch) * local_replicas)
-
-    return run.strategy.distribute_datasets_from_function(replica_batches)
-
-
-def _train_loop(run: _Run, signals: list[int]) -> str:
+    strategy: tf.distribute.Strategy,
+    hooks: _Hooks,
+    signals: list[int],
+) -> str:
     """Runs epochs until a limit, early stopping or a signal; returns why it stopped."""
-    t = run.config.training
-    has_valid = bool(run.config.data.valid_source and run.config.data.valid_target)
+    t = config.training
+    model, optimizer, p = training
     train_step = None  # made for the distributed dataset's element spec
-    eval_step = make_eval_step(run.model)
     # Workers must stop after the same step, or one would wait forever for the others.
-    vote = make_stop_vote(run.strategy) if run.worker.count > 1 else bool
-    p = run.progress
-    clock_start = time.monotonic() - float(p.train_seconds)
-    window_tokens, window_start, window_loss, window_steps = 0.0, time.monotonic(), 0.0, 0
-    # On a terminal, a live bar between the log lines (which stay the record in files).
-    bar = (
-        keras.utils.Progbar(t.max_steps or None, stateful_metrics=["loss", "tgt tok/s"])
-        if sys.stdout.isatty()
-        else None
-    )
+    vote = make_stop_vote(strategy) if hooks.worker_count > 1 else bool
+    started = hooks.clock_start
     while True:
         epoch = int(p.epoch)
         if t.max_epochs and epoch >= t.max_epochs:
             return "max_epochs"
-        limit = _limit_reached(run.config, steps_done(run.optimizer), float(p.train_seconds))
+        limit = _limit_reached(config, steps_done(optimizer), float(p.train_seconds))
         if vote(bool(limit)):  # a finished run that is started again stops at once
             return limit or "other_worker"
-        patience = t.early_stopping_patience
-        if patience and int(p.validations_without_gain) >= patience:
+        if hooks.validator is not None and hooks.validator.out_of_patience():
             return "early_stopping"
         batches_at_start = int(p.batches_in_epoch)
-        dataset = _epoch_batches(run, epoch)
+        dataset = epoch_batches(
+            config.data, tokenizer, strategy, t.seed + epoch, skip=batches_at_start
+        )
         if train_step is None:
             train_step = make_train_step(
-                run.model,
-                run.optimizer,
+                model,
+                optimizer,
                 t.label_smoothing,
                 t.clip_norm,
                 t.jit_compile,
-                run.strategy,
+                strategy,
                 input_signature=[dataset.element_spec],
             )
         for batch in dataset:
             loss, tokens, gradient_norm = train_step(batch)
-            step, loss = steps_done(run.optimizer), float(loss)
-            if not (math.isfinite(loss) and math.isfinite(float(gradient_norm))):
-                raise NmtError(
-                    f"training diverged: the loss is {loss} (gradient norm "
-                    f"{float(gradient_norm)}) at step {step}; nothing was saved "
-                    f"after the last good checkpoint in {run.run_dir / CHECKPOINTS}. Lower "
-                    "training.learning_rate or training.clip_norm and run again to resume"
-                )
+            step, loss = steps_done(optimizer), float(loss)
+            _check_finite(loss, float(gradient_norm), step, hooks.run_dir)
             p.batches_in_epoch.assign_add(1)
-            p.train_seconds.assign(time.monotonic() - clock_start)
-            window_tokens += float(tokens)
-            window_loss += loss
-            window_steps += 1
-            if bar is not None:
-                rate = window_tokens / max(time.monotonic() - window_start, 1e-9)
-                bar.update(step, [("loss", window_loss / window_steps), ("tgt tok/s", rate)])
-            if step % t.log_every == 0:
-                if bar is not None:
-                    print()
-                seconds = time.monotonic() - window_start
-                learning_rate = float(run.optimizer.learning_rate)
-                tf.summary.scalar("train/loss", window_loss / window_steps, step=step)
-                tf.summary.scalar("train/learning_rate", learning_rate, step=step)
-                tf.summary.scalar(
-                    "train/target_tokens_per_second", window_tokens / seconds, step=step
-                )
-                run.log(
-                    f"step {step:>7} | epoch {epoch + 1} | loss {window_loss / window_steps:.3f}"
-                    f" | lr {learning_rate:.2e} | {window_tokens / seconds:,.0f} tgt tok/s"
-                    f" | {_format_seconds(float(p.train_seconds))}"
-                )
-            stopped = None
-            if step % t.checkpoint_every == 0:  # before validation, which may be slow
-                _save(run, run.manager, step)
-            if has_valid and step % t.validate_every == 0:
-                stopped = _validate_and_keep_best(run, eval_step, step)
-            stopped = stopped or _limit_reached(run.config, step, float(p.train_seconds))
-            if signals:
-                stopped = "signal"
-            if vote(bool(stopped)):
-                stopped = stopped or "other_worker"
-            if step % t.log_every == 0 or step % t.validate_every == 0:
-                window_tokens, window_loss, window_steps = 0.0, 0.0, 0
-                window_start = time.monotonic()
+            p.train_seconds.assign(time.monotonic() - started)
+            hooks.progress.after_step(step, epoch, loss, float(tokens), float(p.train_seconds))
+            stopped = hooks.after_step(step, signals, vote)
             if stopped:
                 return stopped
         if int(p.batches_in_epoch) == batches_at_start == 0:
             raise NmtError(
-                f"no training pairs in {run.config.data.train_source} survive the length filter "
+                f"no training pairs in {config.data.train_source} survive the length filter "
                 "(data.max_source_length / data.max_target_length) or they are all empty"
             )
         p.epoch.assign_add(1)
         p.batches_in_epoch.assign(0)
 
 
-def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
+def _check_finite(loss: float, gradient_norm: float, step: int, run_dir: Path) -> None:
+    if not (math.isfinite(loss) and math.isfinite(gradient_norm)):
+        raise NmtError(
+            f"training diverged: the loss is {loss} (gradient norm {gradient_norm}) at step "
+            f"{step}; nothing was saved after the last good checkpoint in "
+            f"{run_dir / CHECKPOINTS}. Lower training.learning_rate or training.clip_norm and "
+            "run again to resume"
+        )
+
+
+class _Hooks:
+    """What runs after each step, in order: validation when due, the stop conditions, then
+    one checkpoint holding everything the step changed."""
+
+    def __init__(self, config, training, run_dir, worker, validator, checkpointer, progress):
+        self.config = config
+        self.training = training
+        self.run_dir = run_dir
+        self.worker_count = worker.count
+        self.is_chief = worker.is_chief
+        self.validator = validator
+        self.checkpointer = checkpointer
+        self.progress = progress
+        self.clock_start = time.monotonic() - float(training.progress.train_seconds)
+        self.validated_step = -1
+
+    def validate(self, step: int) -> None:
+        if self.validator is not None and self.validated_step != step:
+            self.validator(step, self.run_dir, self.is_chief)
+            self.validated_step = step
+            self.progress.restart_window()  # validation's time is not training throughput
+
+    def after_step(self, step: int, signals: list[int], vote) -> str | None:
+        t = self.config.training
+        if step % t.validate_every == 0:
+            self.validate(step)
+        stopped = _limit_reached(self.config, step, float(self.training.progress.train_seconds))
+        if self.validator is not None and self.validator.out_of_patience():
+            stopped = "early_stopping"
+        if signals:
+            stopped = "signal"
+        if vote(bool(stopped)):
+            stopped = stopped or "other_worker"
+        if step % t.log_every == 0:
+            self.progress.restart_window()
+        if not stopped:
+            self.checkpointer.after_step(step, stopping=False)
+        return stopped
+
+    def finish(self, step: int, stopped: str, trained: bool) -> None:
+        """The last validation (unless a signal asks to be quick) and the last checkpoint."""
+        if stopped != "signal" and trained:
+            self.validate(step)
+        self.checkpointer.after_step(step, stopping=True)
+
+
+def train(
+    config: Config,
+    run_dir: str | Path,
+    log: Log = _print,
+    init_from: str | Path | None = None,
+) -> TrainResult:
     """Trains (or resumes training of) a model in `run_dir`.
 
     Args:
         config: the experiment.
-        run_dir: folder for the config, tokenizer, checkpoints and TensorBoard logs; if it
-            already holds a run of the same model shape, training resumes where it stopped.
-        log: receives one line per progress report.
+        run_dir: folder for the config, tokenizer, checkpoints and logs (nmt/run_directory.py);
+            if it already holds a run of the same model shape, training resumes where it stopped.
+        log: receives one line per progress report (train.log in the run directory gets them
+            too, timestamped).
+        init_from: fine-tune: start a new run from the weights (and tokenizer) of another run
+            or checkpoint, with a fresh optimizer and step count.
 
     Returns:
         How far training got and why it stopped.
@@ -503,74 +312,110 @@ def train(config: Config, run_dir: str | Path, log: Log = _log) -> TrainResult:
         NmtError: bad data files, a run directory of another model, or a diverged loss.
     """
     run_dir = Path(run_dir)
-    d, t = config.data, config.training
-    if not (d.train_source and d.train_target):
-        raise NmtError("the config must set data.train_source and data.train_target")
-    has_valid = bool(d.valid_source and d.valid_target)
-    for pair in [(d.train_source, d.train_target)] + has_valid * [(d.valid_source, d.valid_target)]:
-        check_parallel(*pair)
-        for path in pair:
-            for _ in read_lines(path):  # invalid UTF-8 is reported now, not mid-training
-                pass
-    strategy = make_strategy(t.distribution)
+    _check_data(config)
+    strategy = make_strategy(config.training.distribution)
     worker = worker_of(strategy)
-    if worker.is_chief:
-        prepare_run_dir(config, run_dir)
-        tokenizer = prepare_tokenizer(config, run_dir, log)
-    else:
-        tokenizer = wait_for(run_dir / "tokenizer", Tokenizer.load, "the tokenizer")
-    keras.utils.set_random_seed(t.seed)
-    with strategy.scope():
-        model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
-        optimizer = make_optimizer(config)
-        optimizer.build(model.trainable_variables)
-    progress = TrainingProgress()
+    source = init_source(init_from) if init_from else None
+    if source is not None and run_directory.checkpoints_in(run_dir / CHECKPOINTS):
+        _print(f"nmt: note: {run_dir} already holds checkpoints; resuming, not --init-from")
+        source = None
+    log = TrainLog(run_dir / run_directory.TRAIN_LOG if worker.is_chief else None, log)
+    try:
+        log(_describe_devices(config, strategy))
+        if worker.is_chief:
+            if source is not None:
+                config = _adopt_source_run(config, source, run_dir)
+            order_changes = run_directory.prepare(config, run_dir, log)
+            tokenizer = prepare_tokenizer(config, run_dir, log)
+        else:
+            order_changes = []
+            tokenizer = wait_for(run_dir / run_directory.TOKENIZER, Tokenizer.load, "the tokenizer")
+        training = _build(config, tokenizer, strategy)
+        checkpoint = _restore(run_dir, training, bool(order_changes), source, log)
+        log(f"model: {training.model.count_params():,} parameters; run directory {run_dir}")
+        if worker.count > 1:
+            replicas = strategy.num_replicas_in_sync
+            log(f"worker {worker.index} of {worker.count}, {replicas} replicas")
+        hooks = _make_hooks(config, run_dir, training, tokenizer, checkpoint, worker, log)
+        return _run(config, run_dir, training, tokenizer, strategy, hooks, log)
+    finally:
+        log.close()
+
+
+def _restore(
+    run_dir: Path,
+    training: _Training,
+    order_changed: bool,
+    source: InitialWeights | None,
+    log: Log,
+) -> tf.train.Checkpoint:
+    """Resumes from the newest readable checkpoint, or starts from --init-from's weights."""
+    model, optimizer, progress = training
     # Dropout seed states are saved too, so a resumed run draws the same masks.
     checkpoint = tf.train.Checkpoint(
         model=model, optimizer=optimizer, progress=progress, rng=list(model.non_trainable_variables)
     )
-    own_dir = scratch_dir(run_dir, worker)
-    run = _Run(
-        config,
-        run_dir,
-        model,
-        optimizer,
-        progress,
-        tf.train.CheckpointManager(checkpoint, str(own_dir / CHECKPOINTS), t.keep_checkpoints),
-        tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(own_dir / BEST), 1),
-        tokenizer,
-        Translator(model, tokenizer, config.decoding, d.max_source_length),
-        log,
-        strategy,
-        worker,
-    )
-    chief_checkpoints = tf.train.CheckpointManager(
-        checkpoint, str(run_dir / CHECKPOINTS), t.keep_checkpoints
-    )
-    restored = restore_latest(checkpoint, chief_checkpoints)
-    _recall_best_bleu(run)
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINTS), 1)
+    restored = run_directory.restore_latest(checkpoint, manager)
+    recall_best_bleu(progress, run_dir)
     if restored:
         log(
             f"resuming from {restored}: step {steps_done(optimizer)}, epoch "
             f"{int(progress.epoch) + 1}, batch {int(progress.batches_in_epoch)}"
         )
-    log(f"model: {model.count_params():,} parameters; run directory {run_dir}")
-    if worker.count > 1:
-        log(f"worker {worker.index} of {worker.count}, {strategy.num_replicas_in_sync} replicas")
+        if order_changed:
+            progress.batches_in_epoch.assign(0)
+    elif source is not None:
+        loaded = run_directory.restore_weights(model, source.run_dir, source.checkpoint)
+        log(f"fine-tuning from {loaded}: its weights, a fresh optimizer and step count")
+    return checkpoint
+
+
+def _make_hooks(config, run_dir, training, tokenizer, checkpoint, worker, log) -> _Hooks:
+    t = config.training
+    own_dir = scratch_dir(run_dir, worker)
+    checkpointer = Checkpointer(
+        tf.train.CheckpointManager(checkpoint, str(own_dir / CHECKPOINTS), t.keep_checkpoints),
+        t.checkpoint_every,
+        run_dir,
+        worker,
+    )
+    validator = None
+    if config.data.valid_source and config.data.valid_target:
+        best = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=training.model), str(own_dir / run_directory.BEST), 1
+        )
+        validator = Validator(
+            config,
+            tokenizer,
+            training.model,
+            training.optimizer,
+            training.progress,
+            lambda step: checkpointer.save(step, best),
+            log,
+        )
+    progress = ProgressReport(t.log_every, t.max_steps, training.optimizer, log)
+    return _Hooks(config, training, run_dir, worker, validator, checkpointer, progress)
+
+
+def _run(config, run_dir, training, tokenizer, strategy, hooks, log) -> TrainResult:
+    """The loop inside the signal handlers and the TensorBoard writer, then the last save."""
     writer = (
-        tf.summary.create_file_writer(str(run_dir / "logs"))
-        if worker.is_chief
+        tf.summary.create_file_writer(str(run_dir / run_directory.SUMMARIES))
+        if hooks.is_chief
         else tf.summary.create_noop_writer()
     )
-    first_step = steps_done(optimizer)
+    first_step = steps_done(training.optimizer)
     with stop_requests() as signals, writer.as_default():
-        stopped = _train_loop(run, signals)
-        step = steps_done(optimizer)
-        trained = step > first_step  # a finished run started again has nothing new to validate
-        if stopped != "signal" and has_valid and trained and step % t.validate_every:
-            _validate_and_keep_best(run, make_eval_step(model), step)
-        if run.manager.latest_checkpoint != str(own_dir / CHECKPOINTS / f"ckpt-{step}"):
-            _save(run, run.manager, step)
+        stopped = _train_loop(config, training, tokenizer, strategy, hooks, signals)
+        step = steps_done(training.optimizer)
+        hooks.finish(step, stopped, trained=step > first_step)
     writer.close()
     log(f"stopped at step {step} ({stopped}); checkpoints in {run_dir / CHECKPOINTS}")
-    return TrainResult(step, int(progress.epoch), float(progress.best_bleu), stopped)
+    return TrainResult(
+        step,
+        int(training.progress.epoch),
+        float(training.progress.best_bleu),
+        stopped,
+        signals[0] if stopped == "signal" else 0,
+    )
