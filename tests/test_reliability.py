@@ -226,3 +226,20 @@ def test_weight_averaging_validates_and_keeps_the_average_but_trains_on(toy_data
 
     assert averages and all(among(average, slots) for average in averages)
     assert sum(among(average, weights) for average in averages) < len(averages) // 2
+
+
+@pytest.mark.slow
+def test_resuming_with_weight_averaging_is_exact(toy_data, tmp_path):
+    """The moving average lives in the optimizer state, so a run stopped at step 20 and
+    resumed ends with the same weights and the same average as one that never stopped."""
+    ema = ["training.ema_decay=0.9"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), ema), straight)
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=20), ema), resumed)
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), ema), resumed)
+    expected = checkpoint_values(str(straight / "checkpoints" / "ckpt-40"))
+    actual = checkpoint_values(str(resumed / "checkpoints" / "ckpt-40"))
+    assert actual.keys() == expected.keys()
+    assert sum("optimizer/_variables" in key for key in expected) > 20  # the EMA slots too
+    for key, value in expected.items():
+        np.testing.assert_array_equal(actual[key], value, err_msg=key)
