@@ -388,7 +388,10 @@ def test_sigterm_answers_every_accepted_request_then_exits_0(
     want = dict(zip(source, expected.read_text().splitlines()))
     tallies: list[Tally] = []
     stop = threading.Event()
-    with nmt_serve(trained_run, tmp_path / "serve.log") as server:
+    # A long collection window and a batch larger than 16 clients' requests keep requests
+    # waiting in the server most of the time, so the signal finds some in flight.
+    flags = ("--batch-window-ms", "200", "--max-batch-sentences", "64")
+    with nmt_serve(trained_run, tmp_path / "serve.log", *flags) as server:
 
         def client():
             tallies.append(keep_sending(server.url, source, want, stop))
@@ -408,5 +411,5 @@ def test_sigterm_answers_every_accepted_request_then_exits_0(
     match = re.search(r"answered (\d+) of (\d+) requests \((\d+) in flight at SIGTERM\)", log)
     assert match, log
     answered, received, in_flight = map(int, match.groups())
-    assert in_flight > 0  # the signal did come while requests were being served
+    assert in_flight > 0, (log, tallies)  # the signal came while requests were being served
     assert answered == received == sum(t.ok for t in tallies)
