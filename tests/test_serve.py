@@ -408,7 +408,7 @@ def test_sigterm_answers_every_accepted_request_then_exits_0(
         log = server.stderr.read_text()
     assert len(tallies) == 16
     assert [w for t in tallies for w in t.wrong] == []
-    match = re.search(r"answered (\d+) of (\d+) requests \((\d+) in flight at SIGTERM\)", log)
+    match = re.search(r"answered (\d+) of (\d+) requests \((\d+) in flight at the signal\)", log)
     assert match, log
     answered, received, in_flight = map(int, match.groups())
     assert in_flight > 0, (log, tallies)  # the signal came while requests were being served

@@ -106,9 +106,10 @@ async def client_loop(
         while len(outcomes) < args.requests if args.requests else time.time() < deadline:
             batch = [lines[(position + j) % len(lines)] for j in range(m)]
             position = (position + m) % len(lines)
-            outcomes.append(
-                await one_request(client, url, {"text": batch, **args.settings}, checker)
-            )
+            outcome = await one_request(client, url, {"text": batch, **args.settings}, checker)
+            outcomes.append(outcome)
+            if outcome.failure == "connection":
+                await asyncio.sleep(0.1)  # a server that went away is not hammered in a loop
     return outcomes
 
 

@@ -193,9 +193,9 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: Any) -> None:
         # uvicorn re-raises a caught signal once it has shut down, so SIGTERM would end the
         # process with status -15 after a clean drain; a finished drain is a success.
+        if not self.should_exit:
+            self.in_flight_at_signal = self.config.app.counts.in_flight
         if sig == signal.SIGTERM:
-            if not self.should_exit:
-                self.in_flight_at_signal = self.config.app.counts.in_flight
             self.should_exit = True
             return
         super().handle_exit(sig, frame)
@@ -255,7 +255,7 @@ def serve(translator: Any, name: str, host: str, port: int, options: ServeOption
     counts = app.counts
     print(
         f"nmt serve: stopped; answered {counts.answered} of {counts.received} requests "
-        f"({server.in_flight_at_signal} in flight at SIGTERM)",
+        f"({server.in_flight_at_signal} in flight at the signal)",
         file=sys.stderr,
     )
     return ServeSummary(counts.received, counts.answered)
