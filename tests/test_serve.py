@@ -72,6 +72,16 @@ def in_process_server(translator, **options):
         assert not thread.is_alive(), "the server did not stop"
 
 
+def test_serve_help_documents_every_flag():
+    text = run_nmt("serve", "--help").stdout
+    flags = re.findall(r"^  (--[a-z-]+)", text, flags=re.MULTILINE)
+    assert {"--run-dir", "--port", "--batch-window-ms", "--max-batch-sentences"} <= set(flags)
+    for flag in flags:
+        # argparse puts the help after the flag, or on the next line when the flag is long.
+        help_line = rf"^  {flag}(?: [A-Z_]+)?(?: +\S| *\n {{20,}}\S)"
+        assert re.search(help_line, text, flags=re.MULTILINE), f"{flag} has no help line"
+
+
 # --- request validation ------------------------------------------------------------------
 
 
