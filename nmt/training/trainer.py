@@ -9,9 +9,7 @@ conditions, then the checkpoint, so a checkpoint holds everything its step chang
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -20,7 +18,7 @@ import keras
 import tensorflow as tf
 
 from nmt import run_directory
-from nmt.config import Config, resume_changes
+from nmt.config import Config
 from nmt.data.text import check_parallel, read_lines
 from nmt.data.tokenizer import Tokenizer, train_tokenizer
 from nmt.errors import NmtError
@@ -35,6 +33,7 @@ from nmt.training.distribution import (
     worker_of,
 )
 from nmt.training.epochs import epoch_batches
+from nmt.training.fine_tuning import InitialWeights, adopt_source_run, init_source
 from nmt.training.steps import make_optimizer, make_train_step, steps_done
 from nmt.training.validation import Validator, recall_best_bleu
 
@@ -106,48 +105,6 @@ def _limit_reached(config: Config, step: int, seconds: float) -> str | None:
     if t.max_minutes and seconds >= 60 * t.max_minutes:
         return "max_minutes"
     return None
-
-
-class InitialWeights(NamedTuple):
-    """Where `--init-from` takes a model's weights (and tokenizer) from."""
-
-    run_dir: Path
-    checkpoint: str | None  # None: the run's best, else its latest
-
-
-def init_source(path: str | Path) -> InitialWeights:
-    """Reads `--init-from`: a run directory, or a checkpoint prefix inside one.
-
-    Raises:
-        NmtError: neither a run directory nor a checkpoint of one.
-    """
-    path = Path(path)
-    if (path / run_directory.CONFIG).is_file():
-        return InitialWeights(path, None)
-    for run_dir in path.parents[:2]:  # RUN/checkpoints/ckpt-N or RUN/best/ckpt-N
-        if (run_dir / run_directory.CONFIG).is_file() and Path(f"{path}.index").is_file():
-            return InitialWeights(run_dir, str(path))
-    raise NmtError(
-        f"--init-from {path}: neither a run directory (with config.yaml) nor a checkpoint "
-        "prefix inside one (such as RUN/checkpoints/ckpt-4000)"
-    )
-
-
-def _adopt_source_run(config: Config, source: InitialWeights, run_dir: Path) -> Config:
-    """Fine-tuning starts from another run's model: its tokenizer is copied into `run_dir`, and
-    the model must have the same shape (the tokenizer settings become the source run's)."""
-    old = run_directory.read_config(source.run_dir)
-    config = dataclasses.replace(config, tokenizer=old.tokenizer)
-    differences = resume_changes(old, config).shape
-    if differences:
-        raise NmtError(
-            f"--init-from {source.run_dir} holds a model of another shape; differing fields: "
-            + "; ".join(differences)
-        )
-    tokenizer_dir = run_dir / run_directory.TOKENIZER
-    if not tokenizer_dir.is_dir():
-        shutil.copytree(source.run_dir / run_directory.TOKENIZER, tokenizer_dir)
-    return config
 
 
 def _build(config: Config, tokenizer: Tokenizer, strategy: tf.distribute.Strategy) -> _Training:
@@ -324,7 +281,7 @@ def train(
         log(_describe_devices(config, strategy))
         if worker.is_chief:
             if source is not None:
-                config = _adopt_source_run(config, source, run_dir)
+                config = adopt_source_run(config, source, run_dir)
             order_changes = run_directory.prepare(config, run_dir, log)
             tokenizer = prepare_tokenizer(config, run_dir, log)
         else:
