@@ -23,6 +23,7 @@ import json
 import shutil
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
@@ -98,6 +99,26 @@ def _frozen(function, signature: dict[str, tf.TensorSpec]):
     return tf.function(call, autograph=False).get_concrete_function(**signature)
 
 
+def float32_twin(model: Seq2Seq) -> Seq2Seq:
+    """`model` itself if it computes in float32, else a float32 copy with the same weights.
+
+    A `compute_dtype: bfloat16` run keeps float32 weights but casts to bfloat16 at every layer;
+    LiteRT's CPU kernels have no bfloat16 matmuls, so the device model computes in float32 (its
+    outputs may differ from `nmt translate`'s bfloat16 ones in the last bits).
+    """
+    if model.compute_dtype == "float32":
+        return model
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        twin = Seq2Seq(model.source_vocab_size, model.target_vocab_size, **model.model_options)
+        twin.build()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def convert(model: Seq2Seq, quantize: str | None, workdir: Path) -> bytes:
     """The `.tflite` bytes of `model`'s encode and step signatures.
 
@@ -107,7 +128,7 @@ def convert(model: Seq2Seq, quantize: str | None, workdir: Path) -> bytes:
             (`tf.lite.Optimize.DEFAULT`: weights stored as int8, activations stay float).
         workdir: an empty scratch folder for the intermediate (frozen) SavedModel.
     """
-    functions = _StepFunctions(model)
+    functions = _StepFunctions(float32_twin(model))
     holder = tf.Module()
     holder.encode = _frozen(functions.encode, {"source": _SOURCE_SPEC})
     holder.step = _frozen(functions.step, functions.step_specs)
