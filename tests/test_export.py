@@ -32,9 +32,14 @@ CONSUMER = textwrap.dedent(
     lines = json.loads(open(sys.argv[2], encoding="utf-8").read())
     out = model.signatures["serving_default"](text=tf.constant(lines, tf.string))
     assert "nmt" not in sys.modules, "the SavedModel consumer imported nmt"
+    serve = model.signatures["serving_default"]
+    all_empty = serve(text=tf.constant(["", "  "]))["translations"].numpy().tolist()
+    none = serve(text=tf.constant([], tf.string))["translations"].shape.as_list()
     print(json.dumps({
         "translations": [t.decode("utf-8") for t in out["translations"].numpy()],
         "scores": [float(s) for s in out["scores"].numpy()],
+        "all_empty": [t.decode("utf-8") for t in all_empty],
+        "none": none,
     }))
     """
 )
@@ -122,6 +127,7 @@ def test_saved_model_without_nmt_translates_as_nmt_translate(
     assert got["translations"] == expected
     assert got["translations"][-4:-2] == ["", ""]  # empty and blank in, empty out
     assert got["scores"][-4:-2] == [0.0, 0.0]
+    assert got["all_empty"] == ["", ""] and got["none"] == [0]  # no sentence to search
     assert all(s < 0 for s in got["scores"][:10])  # log-probability based search scores
 
 
