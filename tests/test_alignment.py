@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import run_nmt
+from conftest import TINY_CONFIG, run_nmt
 
 from nmt.decoding.alignment import Link, hard_alignment, pharaoh, word_indices
 from nmt.decoding.scoring import ForcedDecoder
@@ -75,19 +75,39 @@ def test_gold_alignment_matches_the_toy_task():
         assert (n_en, n_de) == (len(english(n).split()), len(german(n).split())), n
 
 
-MONOTONE_SHARE = 0.0  # measured: see the report; set from the trained toy model
+# Measured with the GNMT-style model below on these 150 numbers: 63% of the monotone links
+# (hundreds, thousands, units) and 89% of the reordered ones ("zwei und vierzig") are found;
+# most misses are "hundert"/"tausend" attending to the word after their English counterpart,
+# what comes next deciding the word. The Luong-style tiny model (`trained_run`, top-layer
+# attention) finds only 48% of the monotone links: its attention parks on the first source
+# word for many steps.
+MONOTONE_SHARE = 0.55
+REORDERED_SHARE = 0.75
+
+
+@pytest.fixture(scope="module")
+def gnmt_run(toy_data, tmp_path_factory):
+    """The tiny toy model with GNMT's bottom-layer attention (about a minute to train)."""
+    root = tmp_path_factory.mktemp("gnmt")
+    config = root / "toy.yaml"
+    text = TINY_CONFIG.format(data=toy_data["train.en"].parent)
+    config.write_text(
+        text.replace("  dropout: 0.0\n", "  dropout: 0.0\n  attention_layer: bottom\n")
+    )
+    run_nmt("train", "--config", str(config), "--run-dir", str(root / "run"))
+    return root / "run"
 
 
 @pytest.mark.slow
-def test_most_monotone_alignment_points_are_right_on_the_toy_task(trained_run):
+def test_most_alignment_points_are_right_on_the_toy_task(gnmt_run):
     # Forced decoding of the true German numbers, so every gold link is in the output.
-    translator = Translator.load(trained_run)
+    translator = Translator.load(gnmt_run)
     rng = random.Random(3)
     numbers = [rng.randrange(1, 10 ** rng.randint(3, 6)) for _ in range(150)]
     sources, targets = [english(n) for n in numbers], [german(n) for n in numbers]
     decoder = ForcedDecoder.from_translator(translator)
     tokenizer = translator.tokenizer
-    hits = total = 0
+    hits, total = {True: 0, False: 0}, {True: 0, False: 0}
     for n, source, target, forced in zip(numbers, sources, targets, decoder.run(sources, targets)):
         links = hard_alignment(
             forced.attention,
@@ -97,11 +117,12 @@ def test_most_monotone_alignment_points_are_right_on_the_toy_task(trained_run):
             target,
         )
         found = {(link.source, link.target) for link in links}
-        monotone = [(s, t) for s, t, m in gold_alignment(n)[0] if m]
-        hits += sum(link in found for link in monotone)
-        total += len(monotone)
-    assert total > 300
-    assert hits / total >= MONOTONE_SHARE, hits / total
+        for s, t, monotone in gold_alignment(n)[0]:
+            hits[monotone] += (s, t) in found
+            total[monotone] += 1
+    assert total[True] > 300 and total[False] > 200
+    assert hits[True] / total[True] >= MONOTONE_SHARE, hits[True] / total[True]
+    assert hits[False] / total[False] >= REORDERED_SHARE, hits[False] / total[False]
 
 
 @pytest.mark.slow

@@ -117,7 +117,7 @@ def test_a_piped_file_is_translated_in_few_large_batches(trained_run, toy_data):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(b"\n") == lines
     sizes = [
-        int(line.split()[4]) for line in result.stderr.decode().splitlines() if "batch" in line
+        int(line.split()[5]) for line in result.stderr.decode().splitlines() if "batch" in line
     ]
     assert sum(sizes) == lines and lines > 500
     assert len(sizes) == -(-lines // 1024)  # as few as the 1024-line cap allows

@@ -1,9 +1,12 @@
 """Progress bars: drawn on a terminal, never in a pipe."""
 
+import fcntl
 import os
 import pty
+import struct
 import subprocess
 import sys
+import termios
 
 import pytest
 from conftest import run_nmt
@@ -12,6 +15,8 @@ from conftest import run_nmt
 def _run_with_terminal_stderr(args: list[str]) -> str:
     """Runs `nmt ARGS` with stderr on a pseudo-terminal; returns what it drew there."""
     master, slave = pty.openpty()
+    # A fresh pty is 0 columns wide, and tqdm draws nothing in 0 columns.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "nmt", *args],
         stdin=subprocess.DEVNULL,

@@ -59,6 +59,7 @@ def test_forced_decoding_of_greedy_ids_gives_greedy_scores(translator, greedy):
         np.testing.assert_allclose(one.log_probs.sum(), score, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_score_command_reproduces_greedy_scores_of_its_translations(
     translator, greedy, trained_run, tmp_path
 ):
@@ -116,6 +117,7 @@ def test_batched_scores_equal_one_by_one_scores_in_input_order(translator):
     assert batched[1].total > batched[2].total  # "sieben" is the translation of "seven"
 
 
+@pytest.mark.slow
 def test_score_rejects_files_of_different_lengths_in_one_line(trained_run, tmp_path):
     (tmp_path / "a.en").write_text("one\ntwo\n")
     (tmp_path / "b.de").write_text("eins\n")
