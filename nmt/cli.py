@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,47 +46,111 @@ def _decoding_overrides(args: argparse.Namespace) -> dict:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from nmt.atomic import atomic_path
-    from nmt.data.text import read_lines, read_stream, text_io
+    from nmt.data.line_batches import available_batches, fixed_batches
+    from nmt.data.text import count_lines, read_lines
     from nmt.decoding.translator import Translator
+    from nmt.progress import progress_bar
 
     translator = Translator.load(args.run_dir, args.checkpoint)
     settings = _decoding_overrides(args)
     n_best = settings.get("n_best", translator.decoding.n_best)
+    if args.input != "-" and args.output != "-":
+        if Path(args.input).resolve() == Path(args.output).resolve():
+            raise NmtError(f"--output {args.output} is the input file; choose another name")
+    # No bar while someone types the input or reads the translations on the same terminal.
+    shown = not (sys.stdin.isatty() or (args.output == "-" and sys.stdout.isatty()))
+    bar = progress_bar(None, getattr(args, "quiet", False), "translating", shown)
     if args.input == "-":
-        lines = read_stream(sys.stdin.buffer, "<stdin>", args.errors)
-        chunk = 1 if sys.stdin.isatty() else 256
+        # Whatever has arrived: one line for a program that waits, big batches for a file.
+        batches = available_batches(sys.stdin.fileno(), "<stdin>", args.errors)
     else:
-        lines, chunk = read_lines(args.input, args.errors), 1024
-    if args.output == "-":
-        _write_translations(
-            translator.translate_stream(lines, chunk, **settings),
-            text_io(sys.stdout.buffer),
-            n_best,
-            flush_each=chunk == 1,
-        )
-        return 0
-    if args.input != "-" and Path(args.input).resolve() == Path(args.output).resolve():
-        raise NmtError(f"--output {args.output} is the input file; choose another name")
-    # Written under a temporary name: a crash never leaves a half-translated file behind.
-    with atomic_path(args.output) as tmp, open(tmp, "wb") as raw:
-        out = text_io(raw)
-        _write_translations(translator.translate_stream(lines, chunk, **settings), out, n_best)
-        out.flush()
-        out.detach()
+        batches = fixed_batches(read_lines(args.input, args.errors), 1024)
+        if not bar.disable:
+            bar.reset(total=count_lines(args.input))
+    annotate = _annotator(args, translator)
+    with bar, _output_stream(args.output) as out:
+        results = translator.translate_batches(batches, bar.update, **settings)
+        _write_translations(results, out, n_best, annotate)
     return 0
 
 
-def _write_translations(results, out, n_best: int, flush_each: bool = False) -> None:
-    """One line per input (n-best: n lines 'INDEX ||| TEXT ||| SCORE' per input)."""
-    for index, nbest in enumerate(results):
-        if n_best == 1:
-            out.write(nbest[0].text + "\n")
-        else:
-            out.writelines(f"{index} ||| {h.text} ||| {h.score:.4f}\n" for h in nbest)
-        if flush_each:
+def _annotator(args: argparse.Namespace, translator):
+    """`annotate(sources, nbest, first_index)` for --alignments / --attention-plots, or None."""
+    if not args.alignments and args.attention_plots is None:
+        return None
+    from nmt.decoding.alignment import annotate_batch
+    from nmt.decoding.scoring import ForcedDecoder
+
+    if args.attention_plots is not None:
+        args.attention_plots.mkdir(parents=True, exist_ok=True)
+    decoder = ForcedDecoder.from_translator(translator, args.batch_size)
+
+    def annotate(sources, nbest, first_index):
+        links = annotate_batch(
+            decoder, sources, nbest, first_index, args.alignments, args.attention_plots
+        )
+        return links if args.alignments else None
+
+    return annotate
+
+
+@contextlib.contextmanager
+def _output_stream(path: str):
+    """A UTF-8 text stream to stdout ("-") or to a file written under a temporary name, so a
+    crash never leaves a half-written file behind."""
+    from nmt.atomic import atomic_path
+    from nmt.data.text import text_io
+
+    if path == "-":
+        yield text_io(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        out = text_io(raw)
+        yield out
+        out.flush()
+        out.detach()
+
+
+def _write_translations(batches, out, n_best: int, annotate=None) -> None:
+    """One line per input (n-best: n lines 'INDEX ||| TEXT ||| SCORE' per input); with
+    alignments each line ends in ' ||| ' and Pharaoh links, as Marian's --alignment writes.
+    Flushed after every batch, so a program waiting for its line gets it."""
+    index = 0
+    for batch in batches:
+        links = annotate(batch.sources, batch.nbest, index) if annotate else None
+        for row, nbest in enumerate(batch.nbest):
+            for rank, hypothesis in enumerate(nbest):
+                line = hypothesis.text
+                if n_best > 1:
+                    line = f"{index + row} ||| {line} ||| {hypothesis.score:.4f}"
+                if links is not None:
+                    line += f" ||| {links[row][rank]}"
+                out.write(line + "\n")
+        index += len(batch.nbest)
+        out.flush()
+
+
+def _score(args: argparse.Namespace) -> int:
+    from nmt.data.line_batches import fixed_batches
+    from nmt.data.text import check_parallel, read_parallel
+    from nmt.decoding.scoring import ForcedDecoder, format_score
+    from nmt.decoding.translator import Translator
+    from nmt.progress import progress_bar
+
+    total = check_parallel(args.source, args.target)
+    translator = Translator.load(args.run_dir, args.checkpoint)
+    decoder = ForcedDecoder.from_translator(translator, args.batch_size)
+    shown = not (args.output == "-" and sys.stdout.isatty())
+    bar = progress_bar(total, getattr(args, "quiet", False), "scoring", shown)
+    with bar, _output_stream(args.output) as out:
+        # Chunks bound the memory; inside one, pairs are sorted by length into batches.
+        for chunk in fixed_batches(read_parallel(args.source, args.target), 10_000):
+            sources, targets = zip(*chunk)
+            for pair in decoder.score(sources, targets, bar.update):
+                out.write(format_score(pair, args.per_piece) + "\n")
             out.flush()
-    out.flush()
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -99,10 +164,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         if not args.source:
             raise NmtError("--run-dir needs --source, the file to translate")
+        from nmt.progress import progress_bar
+
         translator = Translator.load(args.run_dir, args.checkpoint)
-        hypotheses = translator.translate(
-            list(read_lines(args.source)), **_decoding_overrides(args)
-        )
+        sources = list(read_lines(args.source))
+        with progress_bar(len(sources), getattr(args, "quiet", False), "translating") as bar:
+            hypotheses = translator.translate(sources, bar.update, **_decoding_overrides(args))
         if args.hyp:
             atomic_write_text(args.hyp, "".join(h + "\n" for h in hypotheses))
     elif args.hyp:
@@ -410,6 +477,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="strict",
         help="invalid UTF-8 input: stop with file:line (strict) or use U+FFFD",
     )
+    p.add_argument(
+        "--alignments",
+        action="store_true",
+        help="append ' ||| ' and source-target word alignments from attention to each line, "
+        "in Pharaoh format ('0-0 2-1': 0-based source word - target word), as Marian does",
+    )
+    p.add_argument(
+        "--attention-plots",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/<line>.png, a heat map of each sentence's attention (0-based input "
+        "line number; needs the [plots] extra, matplotlib)",
+    )
     _add_decoding_flags(p)
     p.set_defaults(run=_translate)
 
@@ -433,6 +513,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_decoding_flags(p)
     p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser(
+        "score",
+        help="log-probability of given translations (forced decoding)",
+        description="Score each (source, target) line pair with the model: one output line per "
+        "pair, in order, 'SUM<TAB>MEAN' where SUM = log P(target | source) summed over the "
+        "target's pieces and the end-of-sentence token, MEAN = SUM / (pieces + 1).",
+    )
+    p.add_argument("--run-dir", required=True, type=Path, help="run directory of a trained model")
+    p.add_argument("--source", required=True, help="source sentences (plain or .gz)")
+    p.add_argument("--target", required=True, help="target sentences, one per source line")
+    p.add_argument("--output", default="-", help="output file, or - for stdout")
+    p.add_argument(
+        "--per-piece",
+        action="store_true",
+        help="add a third column: each piece's log-probability, space-separated, EOS last",
+    )
+    p.add_argument("--batch-size", type=int, help="pairs per model call (default: the run's)")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        help="checkpoint prefix instead of the best one; repeat for an ensemble",
+    )
+    p.set_defaults(run=_score)
 
     p = commands.add_parser(
         "sweep",

@@ -72,6 +72,10 @@ class Tokenizer:
         """The pieces of one id sequence, for debugging and n-best output."""
         return [self._target.id_to_piece(int(i)) for i in ids]
 
+    def source_pieces(self, ids: Sequence[int]) -> list[str]:
+        """The source pieces of one id sequence, for word alignments and attention plots."""
+        return [self._source.id_to_piece(int(i)) for i in ids]
+
 
 def _load_model(path: Path) -> spm.SentencePieceProcessor:
     processor = spm.SentencePieceProcessor()

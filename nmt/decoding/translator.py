@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,6 +39,18 @@ def _one_line(text: str) -> str:
 class Hypothesis(NamedTuple):
     text: str
     score: float
+
+
+class TranslatedBatch(NamedTuple):
+    """Source lines and, for each, its n-best translations (best first)."""
+
+    sources: list[str]
+    nbest: list[list[Hypothesis]]
+
+
+# NMT_DEBUG_BATCHES=1 reports every batch `translate_batches` decodes on stderr (how many lines
+# arrived together on a pipe), for tests and for tuning a pipeline.
+_DEBUG_BATCHES = os.environ.get("NMT_DEBUG_BATCHES", "") not in ("", "0")
 
 
 class Translator:
@@ -162,11 +175,18 @@ class Translator:
                 encoded[i] = ids[: self.max_source_length]
         return encoded
 
-    def translate_nbest(self, sentences: Sequence[str], **settings) -> list[list[Hypothesis]]:
+    def translate_nbest(
+        self,
+        sentences: Sequence[str],
+        progress: Callable[[int], object] | None = None,
+        **settings,
+    ) -> list[list[Hypothesis]]:
         """The n best translations of every sentence, best first, in input order.
 
         Args:
             sentences: source texts.
+            progress: called with the number of sentences each finished search batch held
+                (empty inputs count at the start), e.g. a progress bar's `update`.
             **settings: `DecodingConfig` fields overriding the defaults for this call.
         """
         settings = dataclasses.replace(self.decoding, **settings)
@@ -177,6 +197,8 @@ class Translator:
         encoded = self._encode(sentences)
         # Sorting by length puts similar lengths in one batch: little padding, fewer steps.
         order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
+        if progress is not None and len(order) < len(sentences):
+            progress(len(sentences) - len(order))
         for start in range(0, len(order), settings.batch_size):
             batch = order[start : start + settings.batch_size]
             width = max(len(encoded[i]) for i in batch)
@@ -192,12 +214,19 @@ class Translator:
                 results[i] = [
                     Hypothesis(_one_line(t), float(s)) for t, s in zip(texts, scores[row])
                 ]
+            if progress is not None:
+                progress(len(batch))
         return results
 
-    def translate(self, sentences: Sequence[str], **settings) -> list[str]:
+    def translate(
+        self,
+        sentences: Sequence[str],
+        progress: Callable[[int], object] | None = None,
+        **settings,
+    ) -> list[str]:
         """One translation per sentence, in input order (empty in, empty out)."""
         settings["n_best"] = 1
-        return [nbest[0].text for nbest in self.translate_nbest(sentences, **settings)]
+        return [nbest[0].text for nbest in self.translate_nbest(sentences, progress, **settings)]
 
     def translate_stream(
         self, lines: Iterable[str], chunk_size: int = 1024, **settings
@@ -206,3 +235,29 @@ class Translator:
         lines = iter(lines)
         while chunk := list(itertools.islice(lines, chunk_size)):
             yield from self.translate_nbest(chunk, **settings)
+
+    def translate_batches(
+        self,
+        batches: Iterable[Sequence[str]],
+        progress: Callable[[int], object] | None = None,
+        **settings,
+    ) -> Iterator[TranslatedBatch]:
+        """Translates batches as they come, each one as soon as it is there.
+
+        Unlike `translate_stream`, which waits for `chunk_size` lines, this lets the caller
+        decide what a batch is: e.g. every line that has arrived on a pipe
+        (`nmt.data.line_batches.available_batches`), so a writer waiting for one line's
+        translation gets it while a piped file is still decoded in large batches.
+
+        Args:
+            batches: lists of source lines.
+            progress: see `translate_nbest`.
+            **settings: `DecodingConfig` fields overriding the defaults.
+
+        Yields:
+            Each batch's sources with their n-best lists, in order.
+        """
+        for batch in batches:
+            if _DEBUG_BATCHES:
+                print(f"nmt: translating a batch of {len(batch)} lines", file=sys.stderr)
+            yield TranslatedBatch(list(batch), self.translate_nbest(batch, progress, **settings))
