@@ -39,7 +39,9 @@ def _decoding_overrides(args: argparse.Namespace) -> dict:
         "n_best",
         "batch_size",
         "max_length_ratio",
+        "max_length_offset",
         "stopping",
+        "live_beam",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -77,7 +79,8 @@ def _translate(args: argparse.Namespace) -> int:
 
 
 def _write_translations(results, out, n_best: int, flush_each: bool = False) -> None:
-    """One line per input (n-best: n lines 'INDEX ||| TEXT ||| SCORE' per input)."""
+    """One line per input (n-best: n lines 'INDEX ||| TEXT ||| SCORE' per input, SCORE the
+    GNMT score, `Hypothesis.score`)."""
     for index, nbest in enumerate(results):
         if n_best == 1:
             out.write(nbest[0].text + "\n")
@@ -195,6 +198,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
+    from nmt.config import DecodingConfig
+
     group = parser.add_argument_group("search (defaults: the run's decoding config)")
     group.add_argument("--beam-size", type=int, help="beam width K; 1 is greedy search")
     group.add_argument(
@@ -208,7 +213,10 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
         help="GNMT beta, rewards covering every source token; 0 disables",
     )
     group.add_argument(
-        "--n-best", type=int, help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE'"
+        "--n-best",
+        type=int,
+        help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE', SCORE being the"
+        " GNMT score the beam ranks by (log-probability / length penalty + coverage penalty)",
     )
     group.add_argument("--batch-size", type=int, help="sentences per search batch")
     group.add_argument(
@@ -218,9 +226,24 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
         " none wins with its score now ('heuristic', faster, as OpenNMT-py)",
     )
     group.add_argument(
+        "--live-beam",
+        choices=("narrowing", "full"),
+        help="what a hypothesis that ends does: keeps its beam slot, so fewer stay live"
+        " ('narrowing', beam 1 is greedy), or moves to the n-best pool while the K best"
+        " unfinished ones stay live ('full', as OpenNMT-py and fairseq)",
+    )
+    defaults = DecodingConfig()
+    group.add_argument(
         "--max-length-ratio",
         type=float,
-        help="longest output, as a multiple of the source length (plus 10)",
+        help="longest output: this times the source length, plus --max-length-offset tokens"
+        f" (new runs default {defaults.max_length_ratio})",
+    )
+    group.add_argument(
+        "--max-length-offset",
+        type=int,
+        help="tokens added to the longest output allowed, EOS included"
+        f" (new runs default {defaults.max_length_offset})",
     )
     group.add_argument(
         "--checkpoint",

@@ -50,7 +50,7 @@ def test_beam_finds_the_known_best_path_greedy_misses():
     greedy = search(1)
     assert greedy.tokens.numpy()[0, 0, 0] == A
     beam = search(3, n_best=3)
-    tokens, lengths, scores = (x.numpy() for x in beam)
+    tokens, lengths, scores = (x.numpy() for x in beam[:3])
     assert list(tokens[0, 0, : lengths[0, 0]]) == [B]
     assert scores[0, 0] == pytest.approx(math.log(0.4), abs=1e-5)
     # The runner-up is A B EOS (0.6 * 0.35); scores come best first.
@@ -270,3 +270,87 @@ def test_blocked_top_k_equals_top_k(vocab):
     expected_values, expected_columns = tf.math.top_k(x, k=min(5, vocab))
     np.testing.assert_array_equal(values, expected_values)
     np.testing.assert_array_equal(columns, expected_columns)
+
+
+def attention_step_fn(table: np.ndarray, attention: np.ndarray):
+    """A fake model whose next-token distribution and attention [T_s] depend only on the
+    previous token."""
+    log_table = tf.constant(np.log(np.maximum(table, 1e-20)), tf.float32)
+    attention = tf.constant(attention, tf.float32)
+
+    def step_fn(tokens, state, context):
+        return tf.gather(log_table, tokens), state, tf.gather(attention, tokens)
+
+    return step_fn
+
+
+def exhaustive_nbest(table, limit, alpha=0.0, beta=0.0, attention=None, n=1):
+    """The n best complete sentences of at most `limit` tokens (EOS included), found by
+    enumerating them all, scored as beam search scores them: (words, score, log-prob)."""
+    import itertools
+
+    vocab = table.shape[0]
+    log_table = np.log(np.maximum(table, 1e-20))
+    found = []
+    for length in range(limit):
+        for words in itertools.product([t for t in range(vocab) if t != EOS_ID], repeat=length):
+            path = [BOS_ID, *words, EOS_ID]
+            log_prob = sum(log_table[a, b] for a, b in zip(path, path[1:]))
+            score = log_prob / ((5 + length + 1) / 6) ** alpha
+            if beta:
+                coverage = attention[path[:-1]].sum(axis=0)  # one attention row per step
+                score += beta * np.log(np.clip(coverage, 1e-10, 1.0)).sum()
+            found.append((list(words), score, log_prob))
+    return sorted(found, key=lambda f: -f[1])[:n]
+
+
+def coverage_trap_table():
+    """BOS -> a (0.5) | EOS (0.3) | b (0.16): EOS is in BOS's top 2 tokens, but ending at once
+    covers only source word 0 and the coverage penalty sinks it below b, whose b EOS (0.16,
+    full coverage) beats every sentence through a (a c EOS: 0.15)."""
+    a, b, c, d = 4, 5, 6, 7
+    table = np.full((8, 8), 1e-20)
+    table[BOS_ID, [a, EOS_ID, b, c, d]] = [0.5, 0.3, 0.16, 0.02, 0.02]
+    table[a, [c, d, EOS_ID, b]] = [0.3, 0.26, 0.24, 0.2]
+    table[[b, c, d, EOS_ID], EOS_ID] = 1.0
+    attention = np.full((8, 2), 0.5)
+    attention[BOS_ID] = [1.0, 0.0]
+    attention[[a, b]] = [0.0, 1.0]
+    return table, attention
+
+
+def test_coverage_penalty_candidate_cut_is_exact():
+    # With beta > 0 the EOS of a beam may rank below its (K + 1)-th token, which must then
+    # still be a candidate: beam search with K = 2 has to find b EOS, the exhaustive optimum.
+    table, attention = coverage_trap_table()
+    [(words, best, _)] = exhaustive_nbest(table, 4, beta=1.0, attention=attention)
+    assert words == [5]
+    found = beam_search(
+        attention_step_fn(table, attention),
+        tf.zeros([1, 1]),
+        tf.fill([1], BOS_ID),
+        tf.constant([4]),
+        beam_size=2,
+        beta=1.0,
+        source_mask=tf.constant([[True, True]]),
+    )
+    assert list(found.tokens.numpy()[0, 0, : found.lengths.numpy()[0, 0]]) == words
+    assert float(found.scores[0, 0]) == pytest.approx(best, abs=1e-4)
+
+
+def test_greedy_and_beam_report_the_same_two_scores():
+    # Both searches return the GNMT score beam search ranks by (here log P / lp with
+    # alpha = 1) and the plain log-probability of the same hypothesis, EOS included. Both find
+    # A B EOS: p = 0.6 * 0.7, 3 tokens, lp = 8 / 6.
+    table = np.full((V, V), 1e-20)
+    table[BOS_ID, [A, B]] = [0.6, 0.4]
+    table[A, [B, EOS_ID]] = [0.7, 0.3]
+    table[[B, EOS_ID], EOS_ID] = 1.0
+    start, state, limits = tf.fill([2], BOS_ID), tf.zeros([2, 1]), tf.constant([6, 6])
+    greedy = greedy_search(table_step_fn(table), state, start, limits, alpha=1.0)
+    for k in (1, 3):
+        beam = beam_search(table_step_fn(table), state, start, limits, beam_size=k, alpha=1.0)
+        for result in (greedy, beam):
+            assert list(result.tokens.numpy()[0, 0, :2]) == [A, B]
+            assert float(result.log_probs[0, 0]) == pytest.approx(math.log(0.42), abs=1e-5)
+            assert float(result.scores[0, 0]) == pytest.approx(math.log(0.42) * 6 / 8, abs=1e-5)
