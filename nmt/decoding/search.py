@@ -39,8 +39,8 @@ class SearchResult(NamedTuple):
     """
 
     tokens: tf.Tensor  # [B, N, T] int32
-    lengths: tf.Tensor  # [B, N] int32, without EOS
-    scores: tf.Tensor  # [B, N] float32 GNMT score
+    lengths: tf.Tensor  # [B, N] int32, without EOS (0 where fewer than N hypotheses ended)
+    scores: tf.Tensor  # [B, N] float32 GNMT score (-1e9 where fewer than N ended)
     log_probs: tf.Tensor  # [B, N] float32 log P(Y|X)
 
 
@@ -128,9 +128,13 @@ def _batch_free_shape(x) -> tf.TensorShape:
 
 
 def _finalize(history: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """history [..., T] with EOS -> tokens with PAD from EOS on, lengths without EOS."""
+    """history [..., T] with EOS -> tokens with PAD from EOS on, lengths without EOS.
+
+    A row without EOS is an n-best slot no hypothesis filled (fewer than N ended): length 0.
+    """
     is_eos = tf.equal(history, EOS_ID)
     after_end = tf.cumsum(tf.cast(is_eos, tf.int32), axis=-1) > 0
+    after_end = tf.logical_or(after_end, tf.logical_not(tf.reduce_any(is_eos, -1, keepdims=True)))
     tokens = tf.where(after_end, PAD_ID, history)
     lengths = tf.reduce_sum(tf.cast(tf.logical_not(after_end), tf.int32), axis=-1)
     return tokens, lengths
@@ -535,6 +539,9 @@ def _keep_k_live(
     eos_slot = tf.equal(tf.range(options), options - 1)  # [C]
     unfinished = tf.where(eos_slot, _NEG_INF, candidates.ranking)
     _, flat = tf.math.top_k(tf.reshape(unfinished, [active, -1]), k=settings.k)
+    # Where K exceeds the real candidates (a tiny vocabulary) EOS slots fill the rest; they
+    # must live on as dead hypotheses, not as ones that went on after their EOS.
+    log_probs = tf.where(eos_slot, _NEG_INF, candidates.log_probs)
     parents = flat // options
     next_tokens = tf.gather(tf.reshape(candidates.tokens, [active, -1]), flat, batch_dims=1)
     history = tf.gather(beams.history, parents, batch_dims=1)  # [B, K, T]
@@ -550,7 +557,7 @@ def _keep_k_live(
     beams = _Beams(
         tokens=next_tokens,
         state=state,
-        cum_log_probs=tf.gather(tf.reshape(candidates.log_probs, [active, -1]), flat, batch_dims=1),
+        cum_log_probs=tf.gather(tf.reshape(log_probs, [active, -1]), flat, batch_dims=1),
         lengths=tf.gather(candidates.lengths, parents, batch_dims=1),
         finished=beams.finished,  # all False: ended hypotheses leave the beam
         coverage=tf.gather(candidates.coverage, parents, batch_dims=1),
