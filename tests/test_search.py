@@ -393,7 +393,7 @@ def test_a_full_live_beam_finds_what_a_narrowing_one_misses():
     # K = 2. At step 0 the narrowing beam keeps [BOS EOS (ended), a] and drops b; the full
     # beam moves BOS EOS to the pool and keeps a and b live, and b grows into the best.
     table = late_bloomer_table()
-    [(best, score, log_prob)] = exhaustive_nbest(table, 8, alpha=1.0)
+    [(best, score, log_prob)] = exhaustive_nbest(table, 6, alpha=1.0)
     assert best == [5, 6, 7, 8]
 
     def run(live_beam):
@@ -401,7 +401,7 @@ def test_a_full_live_beam_finds_what_a_narrowing_one_misses():
             table_step_fn(table),
             tf.zeros([1, 1]),
             tf.fill([1], BOS_ID),
-            tf.constant([8]),
+            tf.constant([6]),
             beam_size=2,
             alpha=1.0,
             live_beam=live_beam,

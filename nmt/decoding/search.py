@@ -191,18 +191,9 @@ def greedy_search(
         )
         tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         log_prob += tf.gather(log_probs, tokens, batch_dims=1)
-        at = tf.stack([index, tf.fill(tf.shape(index), t)], axis=1)
-        out = _GreedyOut(
-            log_probs=tf.tensor_scatter_nd_update(out.log_probs, index[:, None], log_prob),
-            penalties=out.penalties,
-            history=tf.tensor_scatter_nd_update(out.history, at, tokens),
-        )
         if beta > 0:
             coverage = (coverage[0] + attention, coverage[1])
-            penalty = coverage_penalty(*coverage, beta)
-            out = out._replace(
-                penalties=tf.tensor_scatter_nd_update(out.penalties, index[:, None], penalty)
-            )
+        out = _record_greedy(out, t, index, tokens, log_prob, coverage, beta)
         stay = tf.reshape(tf.where(tf.not_equal(tokens, EOS_ID)), [-1])
         context = _drop_rows(context, stay, tf.equal(tf.size(stay), tf.size(tokens)))
         kept = (index, limits, tokens, state, coverage, log_prob)
@@ -244,6 +235,33 @@ class _GreedyOut(NamedTuple):
     log_probs: tf.Tensor  # [B] log P(Y|X)
     penalties: tf.Tensor  # [B] coverage penalty (0 without one)
     history: tf.Tensor  # [B, T] tokens, EOS included
+
+
+def _record_greedy(
+    out: _GreedyOut,
+    t: tf.Tensor,
+    index: tf.Tensor,
+    tokens: tf.Tensor,
+    log_prob: tf.Tensor,
+    coverage: tuple,
+    beta: float,
+) -> _GreedyOut:
+    """Writes step t of the sentences still searching, at their `index` [B'], into `out`.
+
+    Args:
+        tokens: [B'] the tokens picked; log_prob [B'] the sentences' log P so far.
+        coverage: (summed attention [B', T_s], source mask [B', T_s]), or () without beta.
+    """
+    at = tf.stack([index, tf.fill(tf.shape(index), t)], axis=1)
+    where = index[:, None]
+    penalties = out.penalties
+    if beta > 0:
+        penalties = tf.tensor_scatter_nd_update(penalties, where, coverage_penalty(*coverage, beta))
+    return _GreedyOut(
+        log_probs=tf.tensor_scatter_nd_update(out.log_probs, where, log_prob),
+        penalties=penalties,
+        history=tf.tensor_scatter_nd_update(out.history, at, tokens),
+    )
 
 
 class _Settings(NamedTuple):
@@ -319,20 +337,10 @@ def beam_search(
     Returns:
         SearchResult with N = n_best, best first.
     """
-    if not 1 <= n_best <= beam_size:
-        raise ValueError(f"`n_best` must be in [1, beam_size={beam_size}], got {n_best}")
-    if stopping not in ("exact", "heuristic"):
-        raise ValueError(f"`stopping` must be 'exact' or 'heuristic', got {stopping!r}")
-    if live_beam not in LIVE_BEAMS:
-        raise ValueError(f"`live_beam` must be 'narrowing' or 'full', got {live_beam!r}")
     if beta > 0 and source_mask is None:
         raise ValueError("a coverage penalty (`beta` > 0) needs `source_mask`")
-    full = live_beam == "full"
-    # A beam's K best tokens besides EOS are all it can add to the K best; one more is taken
-    # when EOS may be among them and then not count (see `_candidate_tokens`).
-    per_beam = beam_size + 1 if beta > 0 or full else beam_size
-    settings = _Settings(beam_size, per_beam, alpha, beta, n_best, stopping, full)
-    select = _keep_k_live if full else _keep_ended_in_beam
+    settings = _beam_settings(beam_size, alpha, beta, n_best, stopping, live_beam)
+    select = _keep_k_live if settings.full_live_beam else _keep_ended_in_beam
 
     def body(t, beams: _Beams, sentence: _Sentences, context, out: _Pool):
         log_probs, state, attention = step_fn(beams.tokens, beams.state, context)
@@ -369,6 +377,23 @@ def beam_search(
     )
     tokens, lengths = _finalize(out.history[:, :, :steps])
     return SearchResult(tokens, lengths, out.scores, out.log_probs)
+
+
+def _beam_settings(
+    beam_size: int, alpha: float, beta: float, n_best: int, stopping: str, live_beam: str
+) -> _Settings:
+    """Checks `beam_search`'s arguments and derives how many tokens each beam offers."""
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"`n_best` must be in [1, beam_size={beam_size}], got {n_best}")
+    if stopping not in ("exact", "heuristic"):
+        raise ValueError(f"`stopping` must be 'exact' or 'heuristic', got {stopping!r}")
+    if live_beam not in LIVE_BEAMS:
+        raise ValueError(f"`live_beam` must be 'narrowing' or 'full', got {live_beam!r}")
+    full = live_beam == "full"
+    # A beam's K best tokens besides EOS are all it can add to the K best; one more is taken
+    # when EOS may be among them and then not count (see `_candidate_tokens`).
+    per_beam = beam_size + 1 if beta > 0 or full else beam_size
+    return _Settings(beam_size, per_beam, alpha, beta, n_best, stopping, full)
 
 
 def _start(
