@@ -13,6 +13,9 @@ only once a hypothesis ends:
     lp(Y) = ((5 + |Y|) / 6) ** alpha,
     cp(X; Y) = beta * sum_i log(min(sum_j p_ij, 1)),
 where |Y| counts the end-of-sentence token and p_ij is the attention of target j on source i.
+Both searches report this score and log P(Y|X) for what they return; greedy search picks by
+probability alone and only scores its output this way. How many hypotheses beam search keeps
+live once some have ended is `beam_search`'s `live_beam`.
 
 Shapes: B batch, K beam, V vocabulary, T output time, T_s source time, N n-best.
 """
