@@ -492,3 +492,25 @@ def test_full_beam_sentences_leave_the_batch_without_changing_any_result(stoppin
         for n in range(2):
             assert best_words(together, n, i) == best_words(alone, n)
     assert list(together.lengths.numpy()[:, 0]) == [1, 7, 1, 4]
+
+
+def test_full_beam_stopping_rules_agree_without_length_penalty_and_stop_early():
+    # With alpha = 0 no live score can rise, so both rules are exact; on the trap table the
+    # full beam ends once B EOS (0.4) beats every live prefix, long before the limit of 50.
+    def run(stopping):
+        return beam_search(
+            table_step_fn(trap_table()),
+            tf.zeros([1, 1]),
+            tf.fill([1], BOS_ID),
+            tf.constant([50]),
+            beam_size=3,
+            n_best=2,
+            stopping=stopping,
+            live_beam="full",
+        )
+
+    exact, heuristic = run("exact"), run("heuristic")
+    for a, b in zip(exact, heuristic, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert exact.tokens.shape[-1] <= 4
+    assert best_words(exact) == [B] and best_words(exact, 1) == [A, B]
