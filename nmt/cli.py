@@ -40,7 +40,9 @@ def _decoding_overrides(args: argparse.Namespace) -> dict:
         "n_best",
         "batch_size",
         "max_length_ratio",
+        "max_length_offset",
         "stopping",
+        "live_beam",
     )
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -113,9 +115,10 @@ def _output_stream(path: str):
 
 
 def _write_translations(batches, out, n_best: int, annotate=None) -> None:
-    """One line per input (n-best: n lines 'INDEX ||| TEXT ||| SCORE' per input); with
-    alignments each line ends in ' ||| ' and Pharaoh links, as Marian's --alignment writes.
-    Flushed after every batch, so a program waiting for its line gets it."""
+    """One line per input (n-best: n lines 'INDEX ||| TEXT ||| SCORE' per input, SCORE the
+    GNMT score of `Hypothesis.score`); with alignments each line ends in ' ||| ' and Pharaoh
+    links, as Marian's --alignment writes. Flushed after every batch, so a program waiting for
+    its line gets it."""
     index = 0
     for batch in batches:
         links = annotate(batch.sources, batch.nbest, index) if annotate else None
@@ -391,6 +394,8 @@ def _add_export_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
+    from nmt.config import DecodingConfig
+
     group = parser.add_argument_group("search (defaults: the run's decoding config)")
     group.add_argument("--beam-size", type=int, help="beam width K; 1 is greedy search")
     group.add_argument(
@@ -404,7 +409,10 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
         help="GNMT beta, rewards covering every source token; 0 disables",
     )
     group.add_argument(
-        "--n-best", type=int, help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE'"
+        "--n-best",
+        type=int,
+        help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE', SCORE being the"
+        " GNMT score the beam ranks by (log-probability / length penalty + coverage penalty)",
     )
     group.add_argument("--batch-size", type=int, help="sentences per search batch")
     group.add_argument(
@@ -414,9 +422,24 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
         " none wins with its score now ('heuristic', faster, as OpenNMT-py)",
     )
     group.add_argument(
+        "--live-beam",
+        choices=("narrowing", "full"),
+        help="what a hypothesis that ends does: keeps its beam slot, so fewer stay live"
+        " ('narrowing', beam 1 is greedy), or moves to the n-best pool while the K best"
+        " unfinished ones stay live ('full', as OpenNMT-py and fairseq)",
+    )
+    defaults = DecodingConfig()
+    group.add_argument(
         "--max-length-ratio",
         type=float,
-        help="longest output, as a multiple of the source length (plus 10)",
+        help="longest output: this times the source length, plus --max-length-offset tokens"
+        f" (new runs default {defaults.max_length_ratio})",
+    )
+    group.add_argument(
+        "--max-length-offset",
+        type=int,
+        help="tokens added to the longest output allowed, EOS included"
+        f" (new runs default {defaults.max_length_offset})",
     )
     group.add_argument(
         "--checkpoint",

@@ -249,6 +249,10 @@ class DecodingConfig:
     # When a sentence's beam search ends: "exact" once no live beam could still win, even at
     # the length limit; "heuristic" once none wins with its score now (OpenNMT-py's default).
     stopping: Literal["exact", "heuristic"] = "exact"
+    # What an ended hypothesis does in the beam: "narrowing" keeps its slot, so fewer stay live
+    # as hypotheses end (tf.contrib.seq2seq; beam 1 is greedy); "full" moves it to the n-best
+    # pool and keeps the K best unfinished ones live (OpenNMT-py, fairseq).
+    live_beam: Literal["narrowing", "full"] = "narrowing"
 
     def __post_init__(self) -> None:
         _require(self.beam_size >= 1, "decoding.beam_size", self.beam_size, ">= 1")

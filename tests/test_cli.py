@@ -166,3 +166,19 @@ def test_sweep_reports_every_grid_point_and_matches_evaluate(trained_run, toy_da
         ).stdout
     )
     assert float(rows[1][2]) == pytest.approx(scores["bleu"]["score"], abs=0.01)
+
+
+def test_max_length_flags_reach_the_search_and_their_help_states_the_defaults():
+    from nmt.cli import _decoding_overrides, build_parser
+    from nmt.config import DecodingConfig
+
+    parser = build_parser()
+    args = parser.parse_args(
+        ["translate", "--run-dir", "r", "--max-length-ratio", "1.5", "--max-length-offset", "0"]
+    )
+    overrides = _decoding_overrides(args)
+    assert overrides["max_length_ratio"] == 1.5 and overrides["max_length_offset"] == 0
+    help_text = " ".join(run_nmt("translate", "--help").stdout.split())
+    defaults = DecodingConfig()
+    assert f"default {defaults.max_length_offset}" in help_text
+    assert f"default {defaults.max_length_ratio}" in help_text

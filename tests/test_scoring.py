@@ -45,7 +45,7 @@ def greedy(translator):
     )
     lengths = found.lengths.numpy()[:, 0]
     tokens = [found.tokens.numpy()[row, 0, :n].tolist() for row, n in enumerate(lengths)]
-    return ids, tokens, found.scores.numpy()[:, 0]
+    return ids, tokens, found.log_probs.numpy()[:, 0]
 
 
 def test_forced_decoding_of_greedy_ids_gives_greedy_scores(translator, greedy):

@@ -128,6 +128,8 @@ def bench_decode(args: argparse.Namespace) -> dict:
     settings = {"beam_size": args.beam_size, "batch_size": args.batch_size}
     if args.stopping:
         settings["stopping"] = args.stopping
+    if args.live_beam:
+        settings["live_beam"] = args.live_beam
     passes = []
     for _ in range(args.repeats):
         started = time.perf_counter()
@@ -147,6 +149,7 @@ def bench_decode(args: argparse.Namespace) -> dict:
         "beam_size": args.beam_size,
         "batch_size": args.batch_size,
         "stopping": args.stopping or translator.decoding.stopping,
+        "live_beam": args.live_beam or translator.decoding.live_beam,
         **quality,
         "sentences": len(sources),
         "target_pieces": pieces,
@@ -207,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--checkpoint", help="checkpoint prefix (default: the run's best)")
     p.add_argument("--stopping", choices=("exact", "heuristic"), help="default: the run's config")
+    p.add_argument(
+        "--live-beam",
+        choices=("narrowing", "full"),
+        help="ended hypotheses keep their beam slot ('narrowing') or leave it while K stay"
+        " live ('full'); default: the run's config",
+    )
     p.add_argument("--ref", help="reference file: also report cased sacreBLEU of the output")
     sub.add_parser("matmul", help="float32 and bfloat16 matmul peaks")
     parser.add_argument("--json", help="also write the result to this file")

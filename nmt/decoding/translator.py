@@ -37,8 +37,26 @@ def _one_line(text: str) -> str:
 
 
 class Hypothesis(NamedTuple):
+    """A translation with the GNMT score the search ranks by (`SearchResult.scores`) and its
+    plain log-probability log P(Y|X), EOS included."""
+
     text: str
     score: float
+    log_prob: float = 0.0
+
+
+def output_limits(source_lengths: tf.Tensor, ratio: float, offset: int) -> tf.Tensor:
+    """Most output tokens per sentence, EOS included: floor(ratio * source length) + offset,
+    at least 1 (`DecodingConfig.max_length_ratio` and `max_length_offset`).
+
+    Args:
+        source_lengths: [B] float32 source pieces per sentence.
+
+    Returns:
+        [B] int32.
+    """
+    limits = tf.cast(source_lengths * ratio, tf.int32)
+    return tf.maximum(limits + offset, 1)
 
 
 class TranslatedBatch(NamedTuple):
@@ -122,8 +140,7 @@ class Translator:
         """source [B, T_s] -> SearchResult."""
         memories, states = zip(*(model.encode(source) for model in self.models))
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, PAD_ID), tf.float32), axis=1)
-        max_lengths = tf.cast(lengths * settings.max_length_ratio, tf.int32)
-        max_lengths = tf.maximum(max_lengths + settings.max_length_offset, 1)
+        max_lengths = output_limits(lengths, settings.max_length_ratio, settings.max_length_offset)
         start = tf.fill(tf.shape(source)[:1], BOS_ID)
         k = settings.beam_size
         if k > 1:
@@ -145,21 +162,22 @@ class Translator:
 
         state = tuple(states)
         memory = memories[0]
-
+        penalties = {"alpha": settings.length_penalty, "beta": settings.coverage_penalty}
+        if settings.coverage_penalty > 0:
+            penalties["source_mask"] = memory.mask[::k]
         if k == 1:
-            return greedy_search(step_fn, state, start, max_lengths, context=memories)
+            return greedy_search(step_fn, state, start, max_lengths, context=memories, **penalties)
         return beam_search(
             step_fn,
             state,
             start,
             max_lengths,
             beam_size=k,
-            alpha=settings.length_penalty,
-            beta=settings.coverage_penalty,
-            source_mask=memory.mask[::k] if settings.coverage_penalty > 0 else None,
             n_best=settings.n_best,
             stopping=settings.stopping,
             context=memories,
+            live_beam=settings.live_beam,
+            **penalties,
         )
 
     def _encode(self, sentences: Sequence[str]) -> list[list[int]]:
@@ -206,13 +224,14 @@ class Translator:
             for row, i in enumerate(batch):
                 source[row, : len(encoded[i])] = encoded[i]
             found = search(tf.constant(source))
-            tokens, lengths, scores = (x.numpy() for x in found)
+            tokens, lengths, scores, log_probs = (x.numpy() for x in found)
             for row, i in enumerate(batch):
                 texts = self.tokenizer.decode_target(
                     [tokens[row, n, : lengths[row, n]] for n in range(settings.n_best)]
                 )
                 results[i] = [
-                    Hypothesis(_one_line(t), float(s)) for t, s in zip(texts, scores[row])
+                    Hypothesis(_one_line(t), float(s), float(p))
+                    for t, s, p in zip(texts, scores[row], log_probs[row], strict=True)
                 ]
             if progress is not None:
                 progress(len(batch))
