@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from nmt.constants import BOS_ID, EOS_ID, PAD_ID
 from nmt.data.tokenizer import Tokenizer
+from nmt.decoding.translator import ensemble_step
 from nmt.model.seq2seq import Seq2Seq
 
 
@@ -88,19 +89,6 @@ class ForcedDecoder:
             batch_size or translator.decoding.batch_size,
         )
 
-    def _step(self, tokens, states, memories, weights):
-        """One ensemble step: tokens [B] -> log-probs [B, V], states, attention [B, T_s]."""
-        outs = [
-            model.step(tokens, state, memory, w)
-            for model, state, memory, w in zip(self.models, states, memories, weights)
-        ]
-        log_probs = [tf.nn.log_softmax(tf.cast(out.logits, tf.float32)) for out in outs]
-        attention = [tf.cast(out.attention, tf.float32) for out in outs]
-        if len(outs) > 1:  # log of the mean probability, as in Translator._search
-            log_probs = [tf.reduce_logsumexp(tf.stack(log_probs), 0) - np.log(len(outs))]
-            attention = [tf.add_n(attention) / len(outs)]
-        return log_probs[0], tuple(out.state for out in outs), attention[0]
-
     def _forced_pass(self, source: tf.Tensor, target: tf.Tensor):
         """source [B, T_s], target [B, T_t] (EOS-terminated, PAD after) -> log-probs [B, T_t]
         of the target tokens and attention [B, T_t, T_s]."""
@@ -112,7 +100,9 @@ class ForcedDecoder:
         attention = tf.TensorArray(tf.float32, size=steps)
 
         def body(t, states, picked, attention):
-            log_probs, states, weights_t = self._step(inputs[:, t], states, memories, weights)
+            log_probs, states, weights_t = ensemble_step(
+                self.models, inputs[:, t], states, memories, weights
+            )
             chosen = tf.gather(log_probs, target[:, t], batch_dims=1)  # [B]
             return t + 1, states, picked.write(t, chosen), attention.write(t, weights_t)
 

@@ -11,6 +11,7 @@ Sutskever et al. (2014) and OpenNMT-py's ensemble decoding.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import os
@@ -34,6 +35,9 @@ from nmt.run_directory import load_trained
 def _one_line(text: str) -> str:
     """Byte-fallback pieces can decode to line breaks; one input must stay one output line."""
     return text.replace("\r", " ").replace("\n", " ")
+
+
+_CACHED_SEARCHES = 16  # traced searches kept, one per distinct settings tuple
 
 
 class Hypothesis(NamedTuple):
@@ -71,6 +75,22 @@ class TranslatedBatch(NamedTuple):
 _DEBUG_BATCHES = os.environ.get("NMT_DEBUG_BATCHES", "") not in ("", "0")
 
 
+def ensemble_step(models: Sequence[Seq2Seq], tokens, states, memories, weights):
+    """One decoding step of every model: tokens [N] -> (log-probs [N, V], states, attention
+    [N, T_s]); an ensemble's are the log of the mean probability and the mean attention.
+    `weights` are each model's `step_weights()`; search and forced decoding share this step."""
+    outs = [
+        model.step(tokens, state, memory, w)
+        for model, state, memory, w in zip(models, states, memories, weights)
+    ]
+    log_probs = [tf.nn.log_softmax(tf.cast(out.logits, tf.float32)) for out in outs]
+    attention = [tf.cast(out.attention, tf.float32) for out in outs]
+    if len(outs) > 1:
+        log_probs = [tf.reduce_logsumexp(tf.stack(log_probs), 0) - np.log(len(outs))]
+        attention = [tf.add_n(attention) / len(outs)]
+    return log_probs[0], tuple(out.state for out in outs), attention[0]
+
+
 class Translator:
     """A model (or an ensemble of models), its tokenizer and decoding settings.
 
@@ -101,7 +121,7 @@ class Translator:
         self.tokenizer = tokenizer
         self.decoding = decoding or DecodingConfig()
         self.max_source_length = max_source_length
-        self._search_functions: dict = {}
+        self._search_functions: collections.OrderedDict = collections.OrderedDict()
         self.truncated = 0  # inputs cut to max_source_length so far
 
     @classmethod
@@ -126,18 +146,25 @@ class Translator:
 
     def _search_function(self, settings: DecodingConfig):
         key = dataclasses.astuple(settings)
-        if key not in self._search_functions:
+        if key in self._search_functions:
+            self._search_functions.move_to_end(key)
+        else:
             # The search is explicit tf.while_loops, so AutoGraph has nothing to convert; skipping
             # it cuts the first call (a one-sentence `nmt translate`) from 2.2 s to 0.8 s.
             self._search_functions[key] = tf.function(
-                lambda source: self._search(source, settings),
+                lambda source: self.search(source, settings),
                 input_signature=[tf.TensorSpec([None, None], tf.int32)],
                 autograph=False,
             )
+            # Each settings tuple holds a traced graph: a server whose clients vary the
+            # penalties must not grow without bound.
+            while len(self._search_functions) > _CACHED_SEARCHES:
+                self._search_functions.popitem(last=False)
         return self._search_functions[key]
 
-    def _search(self, source: tf.Tensor, settings: DecodingConfig) -> SearchResult:
-        """source [B, T_s] -> SearchResult."""
+    def search(self, source: tf.Tensor, settings: DecodingConfig) -> SearchResult:
+        """source [B, T_s] piece ids, PAD-padded -> SearchResult; traceable into a graph (the
+        SavedModel export calls it too)."""
         memories, states = zip(*(model.encode(source) for model in self.models))
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(source, PAD_ID), tf.float32), axis=1)
         max_lengths = output_limits(lengths, settings.max_length_ratio, settings.max_length_offset)
@@ -149,16 +176,7 @@ class Translator:
         weights = [model.step_weights() for model in self.models]
 
         def step_fn(tokens, states, memories):
-            outs = [
-                model.step(tokens, state, memory, w)
-                for model, state, memory, w in zip(self.models, states, memories, weights)
-            ]
-            log_probs = [tf.nn.log_softmax(tf.cast(out.logits, tf.float32)) for out in outs]
-            attention = [tf.cast(out.attention, tf.float32) for out in outs]
-            if len(outs) > 1:  # log of the mean probability
-                log_probs = [tf.reduce_logsumexp(tf.stack(log_probs), 0) - np.log(len(outs))]
-                attention = [tf.add_n(attention) / len(outs)]
-            return log_probs[0], tuple(out.state for out in outs), attention[0]
+            return ensemble_step(self.models, tokens, states, memories, weights)
 
         state = tuple(states)
         memory = memories[0]

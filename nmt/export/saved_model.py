@@ -112,7 +112,7 @@ class TextTranslator(tf.Module):
 
         def body(i, texts, scores):
             source = ids[i * size : (i + 1) * size].to_tensor(default_value=PAD_ID)  # [b, T_s]
-            found = self._translator._search(source, self.settings)  # tokens [b, 1, T]
+            found = self._translator.search(source, self.settings)  # tokens [b, 1, T]
             pieces = tf.RaggedTensor.from_tensor(found.tokens[:, 0], lengths=found.lengths[:, 0])
             text = self.target_tokenizer.detokenize(pieces)
             # As the Translator's `_one_line`: one input stays one output line.
