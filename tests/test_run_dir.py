@@ -2,7 +2,9 @@
 
 import shutil
 
+import numpy as np
 import pytest
+from conftest import make_run_dir, run_nmt
 
 from nmt.atomic import atomic_path, atomic_write_text
 from nmt.data.tokenizer import train_tokenizer
@@ -39,3 +41,44 @@ def test_atomic_write_keeps_the_old_copy_when_interrupted(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "good\n"
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
+def test_without_best_the_latest_checkpoint_is_used_and_named(toy_data, tmp_path, capsys):
+    run = make_run_dir(tmp_path, toy_data)
+    translator = Translator.load(run.run_dir)
+    newest = run.run_dir / "checkpoints" / "ckpt-200"
+    assert capsys.readouterr().err == (
+        f"nmt: no best/ checkpoint (no validation yet); using the newest training checkpoint "
+        f"{newest}\n"
+    )
+    for loaded, saved in zip(translator.model.trainable_variables, run.weights[200], strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), saved)
+
+
+@pytest.mark.parametrize("suffix", [".index", ".data-00000-of-00001"])
+def test_a_checkpoint_file_name_loads_its_checkpoint(toy_data, tmp_path, suffix):
+    run = make_run_dir(tmp_path, toy_data)
+    path = run.run_dir / "checkpoints" / f"ckpt-100{suffix}"
+    assert path.is_file()
+    translator = Translator.load(run.run_dir, str(path))
+    for loaded, saved in zip(translator.model.trainable_variables, run.weights[100], strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), saved)
+
+
+def test_a_missing_checkpoint_is_one_line_naming_those_that_exist(toy_data, tmp_path):
+    run = make_run_dir(tmp_path, toy_data)
+    folder = run.run_dir / "checkpoints"
+    result = run_nmt(
+        "translate",
+        "--run-dir",
+        str(run.run_dir),
+        "--checkpoint",
+        str(folder / "ckpt-800.index"),
+        input="seven\n",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"nmt: error: no checkpoint {folder / 'ckpt-800.index'}; the checkpoints of "
+        f"{run.run_dir}: {folder / 'ckpt-200'}, {folder / 'ckpt-100'}"
+    ]
