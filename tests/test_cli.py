@@ -1,9 +1,13 @@
 """The command line as users run it: train, translate, evaluate, resume, and clear errors."""
 
 import json
+import signal
+import subprocess
+import sys
+from typing import NamedTuple
 
 import pytest
-from conftest import run_nmt
+from conftest import make_run_dir, run_nmt
 
 BLEU_FLOOR = 70.0
 
@@ -88,7 +92,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
     ]
     for args in cases:
         result = run_nmt(*args, check=False)
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("nmt: error: "), result.stderr
     assert same.read_text() == "seven\n"  # the input survived
@@ -166,3 +170,224 @@ def test_sweep_reports_every_grid_point_and_matches_evaluate(trained_run, toy_da
         ).stdout
     )
     assert float(rows[1][2]) == pytest.approx(scores["bleu"]["score"], abs=0.01)
+
+
+# Conventions: exit statuses, global flags, output formats. These use an untrained run
+# directory (conftest.make_run_dir) or a stand-in for train(), so they take seconds.
+
+
+def test_user_errors_exit_1_and_usage_errors_exit_2(tmp_path, capsys):
+    from nmt.cli import main
+
+    assert main(["translate", "--run-dir", str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().err == f"nmt: error: {tmp_path / 'missing'}: no such run directory\n"
+    with pytest.raises(SystemExit) as usage:
+        main(["translate", "--run-dir", str(tmp_path), "--no-such-flag"])
+    assert usage.value.code == 2
+
+
+def test_global_flags_work_after_the_subcommand_too(tmp_path, monkeypatch):
+    from nmt.cli import build_parser, main
+    from nmt.errors import NmtError
+
+    monkeypatch.delenv("NMT_QUIET", raising=False)
+    with pytest.raises(NmtError, match="no such run directory"):  # --debug: the traceback
+        main(["translate", "--run-dir", str(tmp_path / "missing"), "--debug"])
+    parser = build_parser()
+    for argv in (
+        ["--quiet", "--threads", "3", "translate", "--run-dir", "r"],
+        ["translate", "--run-dir", "r", "--quiet", "--threads", "3"],
+    ):
+        args = parser.parse_args(argv)
+        assert (args.quiet, args.threads, args.debug) == (True, 3, False)
+    assert parser.parse_args(["--debug", "translate", "--run-dir", "r"]).debug
+
+
+def test_evaluate_refuses_n_best(tmp_path, capsys):
+    from nmt.cli import main
+
+    with pytest.raises(SystemExit) as usage:
+        main(["evaluate", "--hyp", "h", "--ref", "r", "--n-best", "2"])
+    assert usage.value.code == 2
+    assert "unrecognized arguments: --n-best 2" in capsys.readouterr().err
+
+
+def test_version_names_the_package_version(capsys):
+    import nmt
+    from nmt.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"nmt {nmt.__version__}\n"
+
+
+class _StoppedBySignal(NamedTuple):
+    steps: int
+    epochs: int
+    best_bleu: float
+    stopped_because: str
+    signal: int
+
+
+@pytest.mark.parametrize("number, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_train_stopped_by_a_signal_exits_128_plus_its_number(
+    tmp_path, monkeypatch, capsys, number, status
+):
+    from nmt.cli import main
+    from nmt.training import trainer
+
+    monkeypatch.setattr(
+        trainer,
+        "train",
+        lambda config, run_dir, **kw: _StoppedBySignal(40, 1, -1.0, "signal", number),
+    )
+    assert main(["train", "--config", _toy_config(tmp_path), "--run-dir", str(tmp_path)]) == status
+    assert "training interrupted at step 40; a checkpoint was saved" in capsys.readouterr().err
+
+
+def test_quiet_train_drops_progress_lines_but_keeps_warnings(tmp_path, monkeypatch, capsys):
+    from nmt.cli import main
+    from nmt.training import trainer
+
+    def fake_train(config, run_dir, log=print):
+        log("step     100 | epoch 1 | loss 2.000")
+        log("nmt: warning: best.json is unreadable; ignoring it")
+        return trainer.TrainResult(100, 1, 12.5, "max_steps")
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.delenv("NMT_QUIET", raising=False)
+    argv = ["train", "--config", _toy_config(tmp_path), "--run-dir", str(tmp_path)]
+    assert main(argv) == 0
+    loud = capsys.readouterr()
+    assert "step     100" in loud.out and "nmt: warning" in loud.out
+    assert main(["--quiet", *argv]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out == "best validation BLEU 12.50\n"
+    assert quiet.err == "nmt: warning: best.json is unreadable; ignoring it\n"
+
+
+def _toy_config(tmp_path) -> str:
+    path = tmp_path / "toy.yaml"
+    path.write_text("model:\n  hidden_size: 8\n")
+    return str(path)
+
+
+THREAD_PROBE = """
+import os, sys
+from nmt.cli import main
+status = main(sys.argv[1:])
+import tensorflow as tf
+tf.linalg.matmul(tf.ones((64, 64)), tf.ones((64, 64)))  # the first op creates the pools
+print(status, tf.config.threading.get_intra_op_parallelism_threads(),
+      len(os.listdir("/proc/self/task")))
+"""
+
+
+def test_threads_sizes_tensorflows_thread_pools(tmp_path):
+    hyp = tmp_path / "h.txt"
+    hyp.write_text("a man rides a bike\n")
+    counts = {}
+    for threads in (1, 8):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                THREAD_PROBE,
+                "--threads",
+                str(threads),
+                "evaluate",
+                "--hyp",
+                str(hyp),
+                "--ref",
+                str(hyp),
+                "--lang",
+                "en",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        status, intra, counts[threads] = map(int, result.stdout.splitlines()[-1].split())
+        assert (status, intra) == (0, threads)
+    # Two pools of 8 instead of 1 each: 14 more OS threads (the rest are TensorFlow's own).
+    assert counts[8] - counts[1] >= 12, counts
+
+
+def test_moses_nbest_format(toy_data, tmp_path):
+    from nmt.cli import main
+
+    run = make_run_dir(tmp_path, toy_data)
+    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("eight\nnine\n")
+    argv = [
+        "translate",
+        "--run-dir",
+        str(run.run_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--beam-size",
+        "3",
+        "--max-length-ratio",
+        "1",
+        "--n-best-format",
+        "moses",
+    ]
+    assert main([*argv, "--n-best", "2"]) == 0
+    rows = [line.split(" ||| ") for line in output.read_text().splitlines()]
+    assert [row[0] for row in rows] == ["0", "0", "1", "1"]
+    for row in rows:
+        assert len(row) == 4 and row[2] == f"F0= {row[3]}", row
+        float(row[3])
+    assert main(argv) == 0  # --n-best 1 is an n-best list too in Moses' format
+    assert [line.split(" ||| ")[0] for line in output.read_text().splitlines()] == ["0", "1"]
+
+
+def test_evaluate_takes_the_language_from_the_run_and_says_so(toy_data, tmp_path, capsys):
+    from nmt.cli import main
+
+    run = make_run_dir(tmp_path, toy_data)
+    source, ref = tmp_path / "src.txt", tmp_path / "ref.txt"
+    source.write_text("seven\neight\n")
+    ref.write_text("sieben\nacht\n")
+    common = [
+        "--source",
+        str(source),
+        "--ref",
+        str(ref),
+        "--beam-size",
+        "1",
+        "--max-length-ratio",
+        "1",
+    ]
+    assert main(["evaluate", "--run-dir", str(run.run_dir), *common]) == 0
+    out = capsys.readouterr().out
+    assert "|lc+moses-tok:de" in out
+    assert "Moses tokenization for lc-tok: de (from the run's data.train_target, train.de)" in out
+    assert main(["evaluate", "--run-dir", str(run.run_dir), *common, "--lang", "fr"]) == 0
+    assert "Moses tokenization for lc-tok: fr (--lang)" in capsys.readouterr().out
+
+
+def test_evaluate_without_a_language_leaves_out_the_tokenized_bleu(tmp_path, capsys):
+    from nmt.cli import main
+
+    hyp = tmp_path / "h.txt"
+    hyp.write_text("Ein Mann fährt Fahrrad.\n")
+    assert main(["evaluate", "--hyp", str(hyp), "--ref", str(hyp), "--json"]) == 0
+    printed = capsys.readouterr()
+    assert set(json.loads(printed.out)) == {"bleu", "chrf", "ter"}
+    assert (
+        printed.err == "nmt: no lowercased Moses-tokenized BLEU: give --lang, the target language\n"
+    )
+
+
+def test_language_suffix_of_a_file_name():
+    from nmt.cli import _language_suffix
+
+    assert _language_suffix("data/train.de.gz") == "de"
+    assert _language_suffix("/x/train.fr") == "fr"
+    assert _language_suffix("corpus/train.tgt") is None
+    assert _language_suffix("train") is None

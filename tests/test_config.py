@@ -66,3 +66,18 @@ def test_shape_differences_name_the_fields():
     assert shape_differences(old, new) == ["model.hidden_size: 256 -> 128"]
     lower_dropout = dataclasses.replace(old, model=dataclasses.replace(old.model, dropout=0.1))
     assert shape_differences(old, lower_dropout) == []
+
+
+def test_a_bad_override_is_blamed_on_set_not_on_the_yaml_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  hidden_size: 12\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, ["model.dropout=0.1", "model.hiden_size=3"])
+    assert str(error.value).startswith(
+        "--set model.hiden_size=3: unknown config key model.hiden_size"
+    )
+    with pytest.raises(ConfigError, match=r"^--set model\.dropout=x: model\.dropout"):
+        load_config(path, ["model.dropout=x"])
+    path.write_text("model:\n  hiden_size: 12\n")
+    with pytest.raises(ConfigError, match=f"^{path}: unknown config key model.hiden_size"):
+        load_config(path, ["model.dropout=0.1"])
