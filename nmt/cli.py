@@ -547,10 +547,6 @@ def _set_threads(threads: int | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        # A script's background job starts with SIGINT ignored (recipes/multi30k/run.sh runs
-        # `nmt train &` and forwards Ctrl-C to it): honour it as in the foreground.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.quiet:
         os.environ["NMT_QUIET"] = "1"  # for progress bars below the CLI, and child processes
     try:
