@@ -3,6 +3,7 @@
 import shutil
 
 import numpy as np
+import pytest
 from conftest import make_run_dir, run_nmt
 
 from nmt.decoding.translator import Translator
@@ -10,6 +11,7 @@ from nmt.training.averaging import average_checkpoints
 from nmt.training.checkpoint import checkpoints_in
 
 
+@pytest.mark.slow
 def test_averaging_identical_checkpoints_returns_the_same_weights(trained_run):
     newest = checkpoints_in(trained_run / "checkpoints")[0]
     averaged = average_checkpoints(trained_run, [newest, newest, newest])
@@ -19,6 +21,7 @@ def test_averaging_identical_checkpoints_returns_the_same_weights(trained_run):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_averaging_two_checkpoints_gives_their_mean(trained_run):
     first, second = checkpoints_in(trained_run / "checkpoints")[:2]
     averaged = average_checkpoints(trained_run, [first, second])

@@ -12,6 +12,7 @@ from conftest import make_run_dir, run_nmt
 BLEU_FLOOR = 70.0
 
 
+@pytest.mark.slow
 def test_trained_toy_model_reaches_a_bleu_floor_on_held_out_data(trained_run, toy_data, tmp_path):
     hyp = tmp_path / "test.hyp"
     run_nmt(
@@ -33,6 +34,7 @@ def test_trained_toy_model_reaches_a_bleu_floor_on_held_out_data(trained_run, to
     assert set(scores) == {"bleu", "chrf", "ter", "bleu_tokenized"}
 
 
+@pytest.mark.slow
 def test_translate_streams_stdin_to_stdout_line_for_line(trained_run):
     lines = ["twenty one", "", "seven hundred", "  ", "six"]
     result = run_nmt("translate", "--run-dir", str(trained_run), input="\n".join(lines) + "\n")
@@ -41,6 +43,7 @@ def test_translate_streams_stdin_to_stdout_line_for_line(trained_run):
     assert outputs[1] == "" and outputs[3] == ""
 
 
+@pytest.mark.slow
 def test_nbest_output_format(trained_run):
     result = run_nmt(
         "translate",
@@ -57,6 +60,7 @@ def test_nbest_output_format(trained_run):
     assert all(len(row) == 3 for row in rows)
 
 
+@pytest.mark.slow
 def test_finished_run_resumes_instead_of_starting_over(trained_run, tmp_path):
     config = trained_run / "config.yaml"
     result = run_nmt("train", "--config", str(config), "--run-dir", str(trained_run))
@@ -64,6 +68,7 @@ def test_finished_run_resumes_instead_of_starting_over(trained_run, tmp_path):
     assert "stopped at step 1000 (max_steps)" in result.stdout
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
     same = tmp_path / "same.txt"
     same.write_text("seven\n")
@@ -108,6 +113,7 @@ def test_help_explains_every_subcommand():
         assert "--" in text
 
 
+@pytest.mark.slow
 def test_translate_memory_does_not_grow_with_input_length(trained_run, tmp_path):
     # 10k and 1M lines (one real sentence per 1,000, the rest empty, so the test stays fast):
     # a streaming translate holds one chunk at a time, so peak RSS must not grow with length.
@@ -142,6 +148,7 @@ def test_translate_memory_does_not_grow_with_input_length(trained_run, tmp_path)
     assert peaks[1_000_000] < peaks[10_000] * 1.1, peaks
 
 
+@pytest.mark.slow
 def test_sweep_reports_every_grid_point_and_matches_evaluate(trained_run, toy_data):
     source, ref = str(toy_data["valid.en"]), str(toy_data["valid.de"])
     common = ["--run-dir", str(trained_run), "--beam-size", "2"]

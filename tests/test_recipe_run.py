@@ -63,6 +63,16 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _train_process(script_pid: int) -> int:
+    """The `nmt train` child of run.sh (a `tee` beside it, as run.sh once had, is not it)."""
+    (train,) = [
+        pid
+        for pid in _children(script_pid)
+        if b"train" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    ]
+    return train
+
+
 def _running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -79,38 +89,40 @@ def _running(pid: int) -> bool:
 def test_stopping_the_recipe_stops_training_with_a_checkpoint(toy_data, tmp_path, how, status):
     _stand_ins(tmp_path / "bin")
     env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", RUN_DIR="run")
-    stderr = tmp_path / "stderr.txt"
-    with open(stderr, "w") as err:
+    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    # Files, not pipes: a step left running would hold a pipe open and hang the test.
+    with open(stdout, "w") as out, open(stderr, "w") as err:
         script = subprocess.Popen(
             ["bash", str(RUN_SH), "en-de", *_tiny_overrides(toy_data)],
             cwd=tmp_path,
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=out,
             stderr=err,
-            text=True,
             start_new_session=True,  # its own process group, as a terminal's foreground job
         )
+    try:
+        deadline = time.monotonic() + 300
+        while "\nstep " not in stdout.read_text():  # training is under way
+            if script.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"no training step logged (exit {script.poll()}):\n{stderr.read_text()}"
+                )
+            time.sleep(0.2)
+        train = _train_process(script.pid)
+        if how == "kill":
+            script.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(script.pid, signal.SIGINT)
+        ended = script.wait(timeout=120)
+        time.sleep(1)  # a step that outlives run.sh would still be running now
+        orphaned = _running(train)
+    finally:
         try:
-            for line in script.stdout:
-                if line.startswith("step "):  # training is under way
-                    break
-            else:
-                status_now = script.wait(timeout=60)
-                pytest.fail(f"no training step logged (exit {status_now}):\n{stderr.read_text()}")
-            (train,) = _children(script.pid)
-            if how == "kill":
-                script.send_signal(signal.SIGTERM)
-            else:
-                os.killpg(script.pid, signal.SIGINT)
-            script.stdout.read()
-            assert script.wait(timeout=120) == status, stderr.read_text()
-        finally:
-            if script.poll() is None:
-                os.killpg(script.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while _running(train) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _running(train), "nmt train was left running after run.sh ended"
+            os.killpg(script.pid, signal.SIGKILL)  # whatever is left of the group, orphans too
+        except ProcessLookupError:
+            pass
+    assert not orphaned, "nmt train was left running after run.sh ended"
+    assert ended == status, stderr.read_text()
     message = stderr.read_text()
     assert "nmt: training interrupted at step " in message
     assert "Run the same command again to resume." in message

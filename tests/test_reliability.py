@@ -15,6 +15,9 @@ from nmt.config import load_config
 from nmt.errors import NmtError
 from nmt.training import trainer
 
+# Every test here trains a model.
+pytestmark = pytest.mark.slow
+
 CONFIG = """\
 tokenizer: {{vocab_size: 60}}
 data:

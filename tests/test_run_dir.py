@@ -12,6 +12,7 @@ from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
 
 
+@pytest.mark.slow
 def test_run_dir_without_checkpoint(trained_run, tmp_path):
     partial = tmp_path / "partial"
     partial.mkdir()
@@ -21,6 +22,7 @@ def test_run_dir_without_checkpoint(trained_run, tmp_path):
         Translator.load(partial)
 
 
+@pytest.mark.slow
 def test_tokenizer_that_does_not_match_the_model(trained_run, toy_data, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(trained_run, other)
