@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import make_run_dir, run_nmt
+from conftest import make_run_dir
 
 from nmt.decoding.translator import Translator
 from nmt.training.averaging import average_checkpoints
@@ -75,16 +75,17 @@ def test_a_checkpoint_without_moving_average_is_named_and_its_weights_used(toy_d
     assert first in lines[0] and "no optimizer state" in lines[0]
 
 
-def test_a_checkpoint_name_without_step_number_is_a_one_line_error(toy_data, tmp_path):
+def test_a_checkpoint_name_without_step_number_is_a_one_line_error(toy_data, tmp_path, capfd):
+    from nmt.cli import main
+
     run = make_run_dir(tmp_path, toy_data, steps=(100,))
     folder = run.run_dir / "checkpoints"
     for part in folder.glob("ckpt-100.*"):
         shutil.copy(part, folder / part.name.replace("ckpt-100", "final"))
-    result = run_nmt(
-        "average", "--run-dir", str(run.run_dir), "--checkpoint", str(folder / "final"), check=False
+    assert (
+        main(["average", "--run-dir", str(run.run_dir), "--checkpoint", str(folder / "final")]) == 1
     )
-    assert result.returncode == 1, result.stderr
-    assert result.stderr.splitlines() == [
+    assert capfd.readouterr().err.splitlines() == [
         f"nmt: error: checkpoint {folder / 'final'} does not end in a step number (ckpt-STEP); "
         "the average is numbered with the highest step of its inputs, so rename it or leave it out"
     ]
