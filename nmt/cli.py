@@ -94,8 +94,8 @@ def _write_translations(
     """One line per input, or n lines per input for n-best lists.
 
     The plain n-best line is 'INDEX ||| TEXT ||| SCORE'; 'moses' writes Moses' n-best format,
-    'INDEX ||| TEXT ||| F0= SCORE ||| SCORE' (one feature, the search score, and the total), which
-    Moses' and sacreBLEU-side tools read, even for --n-best 1.
+    'INDEX ||| TEXT ||| F0= SCORE ||| SCORE' (one feature, the search score, then the total), for
+    tools that read Moses n-best lists; it is written even for --n-best 1.
     """
     for index, nbest in enumerate(results):
         if n_best_format == "moses":
@@ -116,6 +116,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from nmt.evaluation import score
 
     references = list(read_lines(args.ref))
+    lang, origin = _target_language(args)  # before translating: a missing --lang fails fast
     if args.run_dir:
         from nmt.atomic import atomic_write_text
         from nmt.decoding.translator import Translator
@@ -132,7 +133,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         hypotheses = list(read_lines(args.hyp))
     else:
         raise NmtError("give --hyp (a translated file) or --run-dir and --source")
-    lang, origin = _target_language(args)
     results = score(hypotheses, references, lang=lang or "en")
     if lang is None:
         del results["bleu_tokenized"]
@@ -151,31 +151,32 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        labels = (
-            ("bleu", "BLEU"),
-            ("chrf", "chrF"),
-            ("ter", "TER"),
-            ("bleu_tokenized", "BLEU lc-tok"),
-        )
-        for key, label in labels:
-            if key in results:
-                print(f"{label:<12} {results[key]['score']:6.2f}   {results[key]['signature']}")
+        _print_scores(results, origin)
     if lang is None:
         print(
             "nmt: no lowercased Moses-tokenized BLEU: give --lang, the target language",
             file=sys.stderr,
         )
-    elif not args.json:
-        print(f"Moses tokenization for lc-tok: {lang} ({origin})")
-        if args.baseline:
-            test = results["paired_bootstrap"]
-            ours, base = test["system"], test["baseline"]
-            print(
-                f"paired bootstrap: BLEU {ours['mean']:.2f} ± {ours['ci']:.2f} vs baseline "
-                f"{base['mean']:.2f} ± {base['ci']:.2f} (95% CI), p = {test['p_value']:.4f}   "
-                f"{test['signature']}"
-            )
     return 0
+
+
+def _print_scores(results: dict, lang_origin: str) -> None:
+    """The scores of `nmt evaluate` as text: one line per metric with its signature."""
+    labels = (("bleu", "BLEU"), ("chrf", "chrF"), ("ter", "TER"), ("bleu_tokenized", "BLEU lc-tok"))
+    for key, label in labels:
+        if key in results:
+            print(f"{label:<12} {results[key]['score']:6.2f}   {results[key]['signature']}")
+    if "bleu_tokenized" in results:
+        lang = results["bleu_tokenized"]["lang"]
+        print(f"Moses tokenization for lc-tok: {lang} ({lang_origin})")
+    if "paired_bootstrap" in results:
+        test = results["paired_bootstrap"]
+        ours, base = test["system"], test["baseline"]
+        print(
+            f"paired bootstrap: BLEU {ours['mean']:.2f} ± {ours['ci']:.2f} vs baseline "
+            f"{base['mean']:.2f} ± {base['ci']:.2f} (95% CI), p = {test['p_value']:.4f}   "
+            f"{test['signature']}"
+        )
 
 
 def _target_language(args: argparse.Namespace) -> tuple[str | None, str]:

@@ -384,3 +384,14 @@ def test_language_suffix_of_a_file_name():
     assert _language_suffix("/x/train.fr") == "fr"
     assert _language_suffix("corpus/train.tgt") is None
     assert _language_suffix("train") is None
+
+
+def test_evaluate_text_output_with_a_baseline_and_no_language(tmp_path, capsys):
+    from nmt.cli import main
+
+    hyp, base = tmp_path / "h.txt", tmp_path / "b.txt"
+    hyp.write_text("ein Mann fährt ein rotes Fahrrad auf der Straße\n" * 4)
+    base.write_text("ein Mann fährt Fahrrad\n" * 4)
+    assert main(["evaluate", "--hyp", str(hyp), "--ref", str(hyp), "--baseline", str(base)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["BLEU", "chrF", "TER", "paired"]
