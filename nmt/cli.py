@@ -6,12 +6,16 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 from nmt.errors import NmtError
 
-EXIT_ERROR = 2
+# Exit statuses: 0 done, 1 an error the user can fix (NmtError), 2 a command-line usage error
+# (argparse's own), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM).
+EXIT_ERROR = 1
+DISTRIBUTION = "gnmt-keras"  # the name on the package index; `import nmt` and `nmt` stay
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -19,17 +23,24 @@ def _train(args: argparse.Namespace) -> int:
     from nmt.training.trainer import train
 
     config = load_config(args.config, args.set)
-    result = train(config, args.run_dir)
+    log = {"log": _warnings_only} if args.quiet else {}
+    result = train(config, args.run_dir, init_from=args.init_from, **log)
     if result.stopped_because == "signal":
         print(
             f"nmt: training interrupted at step {result.steps}; a checkpoint was saved. "
             f"Run the same command again to resume.",
             file=sys.stderr,
         )
-        return 130
+        return 128 + (result.signal or signal.SIGINT)
     if result.best_bleu >= 0:
         print(f"best validation BLEU {result.best_bleu:.2f}")
     return 0
+
+
+def _warnings_only(line: str) -> None:
+    """The progress log of --quiet: drops progress lines, keeps warnings (on stderr)."""
+    if line.startswith("nmt: "):
+        print(line, file=sys.stderr, flush=True)
 
 
 def _decoding_overrides(args: argparse.Namespace) -> dict:
@@ -44,7 +55,7 @@ def _decoding_overrides(args: argparse.Namespace) -> dict:
         "stopping",
         "live_beam",
     )
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def _translate(args: argparse.Namespace) -> int:
@@ -72,7 +83,7 @@ def _translate(args: argparse.Namespace) -> int:
     annotate = _annotator(args, translator)
     with bar, _output_stream(args.output) as out:
         results = translator.translate_batches(batches, bar.update, **settings)
-        _write_translations(results, out, n_best, annotate)
+        _write_translations(results, out, n_best, args.n_best_format, annotate)
     return 0
 
 
@@ -114,19 +125,28 @@ def _output_stream(path: str):
         out.detach()
 
 
-def _write_translations(batches, out, n_best: int, annotate=None) -> None:
-    """One line per input (n-best: n lines 'INDEX ||| TEXT ||| SCORE' per input, SCORE the
-    GNMT score of `Hypothesis.score`); with alignments each line ends in ' ||| ' and Pharaoh
-    links, as Marian's --alignment writes. Flushed after every batch, so a program waiting for
-    its line gets it."""
+def _write_translations(
+    batches, out, n_best: int, n_best_format: str = "plain", annotate=None
+) -> None:
+    """One line per input, or n lines per input for n-best lists, flushed after every batch so
+    a program waiting for its line gets it.
+
+    The plain n-best line is 'INDEX ||| TEXT ||| SCORE', SCORE the GNMT score of
+    `Hypothesis.score`; 'moses' writes Moses' n-best format, 'INDEX ||| TEXT ||| F0= SCORE |||
+    SCORE' (one feature, the search score, then the total), for tools that read Moses n-best
+    lists, even for --n-best 1. With alignments each line ends in ' ||| ' and Pharaoh links, as
+    Marian's --alignment writes.
+    """
     index = 0
     for batch in batches:
         links = annotate(batch.sources, batch.nbest, index) if annotate else None
         for row, nbest in enumerate(batch.nbest):
             for rank, hypothesis in enumerate(nbest):
-                line = hypothesis.text
-                if n_best > 1:
-                    line = f"{index + row} ||| {line} ||| {hypothesis.score:.4f}"
+                line, score = hypothesis.text, hypothesis.score
+                if n_best_format == "moses":
+                    line = f"{index + row} ||| {line} ||| F0= {score:.4f} ||| {score:.4f}"
+                elif n_best > 1:
+                    line = f"{index + row} ||| {line} ||| {score:.4f}"
                 if links is not None:
                     line += f" ||| {links[row][rank]}"
                 out.write(line + "\n")
@@ -161,6 +181,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from nmt.evaluation import score
 
     references = list(read_lines(args.ref))
+    lang, origin = _target_language(args)  # before translating: a missing --lang fails fast
     if args.run_dir:
         from nmt.atomic import atomic_write_text
         from nmt.decoding.translator import Translator
@@ -179,7 +200,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         hypotheses = list(read_lines(args.hyp))
     else:
         raise NmtError("give --hyp (a translated file) or --run-dir and --source")
-    results = score(hypotheses, references, lang=args.lang)
+    results = score(hypotheses, references, lang=lang or "en")
+    if lang is None:
+        del results["bleu_tokenized"]
+    else:
+        results["bleu_tokenized"]["lang"] = lang
     if args.baseline:
         from nmt.evaluation import paired_bootstrap
 
@@ -193,23 +218,67 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        labels = (
-            ("bleu", "BLEU"),
-            ("chrf", "chrF"),
-            ("ter", "TER"),
-            ("bleu_tokenized", "BLEU lc-tok"),
+        _print_scores(results, origin)
+    if lang is None:
+        print(
+            "nmt: no lowercased Moses-tokenized BLEU: give --lang, the target language",
+            file=sys.stderr,
         )
-        for key, label in labels:
-            print(f"{label:<12} {results[key]['score']:6.2f}   {results[key]['signature']}")
-        if args.baseline:
-            test = results["paired_bootstrap"]
-            ours, base = test["system"], test["baseline"]
-            print(
-                f"paired bootstrap: BLEU {ours['mean']:.2f} ± {ours['ci']:.2f} vs baseline "
-                f"{base['mean']:.2f} ± {base['ci']:.2f} (95% CI), p = {test['p_value']:.4f}   "
-                f"{test['signature']}"
-            )
     return 0
+
+
+def _print_scores(results: dict, lang_origin: str) -> None:
+    """The scores of `nmt evaluate` as text: one line per metric with its signature."""
+    labels = (("bleu", "BLEU"), ("chrf", "chrF"), ("ter", "TER"), ("bleu_tokenized", "BLEU lc-tok"))
+    for key, label in labels:
+        if key in results:
+            print(f"{label:<12} {results[key]['score']:6.2f}   {results[key]['signature']}")
+    if "bleu_tokenized" in results:
+        lang = results["bleu_tokenized"]["lang"]
+        print(f"Moses tokenization for lc-tok: {lang} ({lang_origin})")
+    if "paired_bootstrap" in results:
+        test = results["paired_bootstrap"]
+        ours, base = test["system"], test["baseline"]
+        print(
+            f"paired bootstrap: BLEU {ours['mean']:.2f} ± {ours['ci']:.2f} vs baseline "
+            f"{base['mean']:.2f} ± {base['ci']:.2f} (95% CI), p = {test['p_value']:.4f}   "
+            f"{test['signature']}"
+        )
+
+
+def _target_language(args: argparse.Namespace) -> tuple[str | None, str]:
+    """The target language for Moses tokenization and where it came from.
+
+    English rules on German text split and lowercase differently, so the language is never
+    guessed: --lang, else the language suffix of the run's target file (`train.de.gz` -> de,
+    as the recipes name them), else none.
+
+    Raises:
+        NmtError: --run-dir is given but its target file names no language Moses knows.
+    """
+    if args.lang:
+        return args.lang, "--lang"
+    if not args.run_dir:
+        return None, ""
+    from nmt.config import read_saved_config
+
+    target = read_saved_config(Path(args.run_dir) / "config.yaml").data.train_target
+    lang = _language_suffix(target)
+    if lang is None:
+        raise NmtError(
+            f"cannot tell the target language from the run's data.train_target {target} "
+            "(no language suffix such as train.de.gz); give --lang"
+        )
+    return lang, f"from the run's data.train_target, {Path(target).name}"
+
+
+def _language_suffix(path: str) -> str | None:
+    """'data/train.de.gz' -> 'de' when Moses has rules for that language, else None."""
+    from sacremoses.corpus import NonbreakingPrefixes
+
+    name = Path(path).name.removesuffix(".gz")
+    suffix = Path(name).suffix.lstrip(".").lower()
+    return suffix if suffix in set(NonbreakingPrefixes().available_langs.values()) else None
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -245,7 +314,7 @@ def _sweep(args: argparse.Namespace) -> int:
 def _average(args: argparse.Namespace) -> int:
     from nmt.training.averaging import average_checkpoints
 
-    path = average_checkpoints(args.run_dir, args.checkpoint or None, args.last)
+    path = average_checkpoints(args.run_dir, args.checkpoint or None, args.last, report=print)
     print(f"averaged checkpoint: {path}")
     print(f"use it with: nmt translate --run-dir {args.run_dir} --checkpoint {path}")
     return 0
@@ -393,7 +462,7 @@ def _add_export_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
+def _add_decoding_flags(parser: argparse.ArgumentParser, n_best: bool = True) -> None:
     from nmt.config import DecodingConfig
 
     group = parser.add_argument_group("search (defaults: the run's decoding config)")
@@ -408,12 +477,21 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="GNMT beta, rewards covering every source token; 0 disables",
     )
-    group.add_argument(
-        "--n-best",
-        type=int,
-        help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE', SCORE being the"
-        " GNMT score the beam ranks by (log-probability / length penalty + coverage penalty)",
-    )
+    if n_best:
+        group.add_argument(
+            "--n-best",
+            type=int,
+            help="hypotheses per input; above 1 writes 'INDEX ||| TEXT ||| SCORE', SCORE being"
+            " the GNMT score the beam ranks by (log-probability / length penalty + coverage"
+            " penalty)",
+        )
+        group.add_argument(
+            "--n-best-format",
+            choices=("plain", "moses"),
+            default="plain",
+            help="plain: 'INDEX ||| TEXT ||| SCORE' (only above --n-best 1); moses: Moses' "
+            "'INDEX ||| TEXT ||| F0= SCORE ||| SCORE', for every --n-best",
+        )
     group.add_argument("--batch-size", type=int, help="sentences per search batch")
     group.add_argument(
         "--stopping",
@@ -449,21 +527,75 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _global_flags(after_command: bool) -> argparse.ArgumentParser:
+    """--debug, --quiet and --threads, accepted before the subcommand and after it.
+
+    After it they default to SUPPRESS, so a subcommand that does not repeat a flag leaves the
+    value given before the subcommand in place.
+    """
+
+    def default(value):
+        return argparse.SUPPRESS if after_command else value
+
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("global options (before or after COMMAND)")
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show full Python tracebacks (and TensorFlow's start-up log) instead of one-line "
+        "errors",
+    )
+    group.add_argument(
+        "--quiet",
+        action="store_true",
+        default=default(False),
+        help="no progress output (training log lines, progress bars); results, warnings and "
+        "errors still print",
+    )
+    group.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=default(None),
+        metavar="N",
+        help="TensorFlow's intra-op and inter-op thread pools, N threads each (default: "
+        "TensorFlow's choice, about one per core)",
+    )
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # a source checkout on PYTHONPATH, not installed
+        from nmt import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand (each flag documented for --help)."""
     parser = argparse.ArgumentParser(
         prog="nmt",
         description="GNMT-style LSTM neural machine translation (Keras 3 / TensorFlow).",
+        parents=[_global_flags(after_command=False)],
     )
-    parser.add_argument(
-        "--debug",
-        action="store_true",
-        help="show full Python tracebacks instead of one-line errors",
-    )
+    parser.add_argument("--version", action="version", version=f"nmt {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    flags = [_global_flags(after_command=True)]
 
     p = commands.add_parser(
         "train",
+        parents=flags,
         help="train a model, or resume one in an existing run dir",
         description="Train a model described by a YAML config. Re-running "
         "the same command on the same run directory resumes.",
@@ -483,10 +615,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one config value, e.g. --set model.hidden_size=512 "
         "(repeatable; values are YAML)",
     )
+    p.add_argument(
+        "--init-from",
+        metavar="RUN_OR_CHECKPOINT",
+        help="fine-tune: start a new run from another run's weights (its best checkpoint, or "
+        "the checkpoint prefix given) and tokenizer, with a fresh optimizer and step count; "
+        "ignored when --run-dir already holds checkpoints (then training resumes)",
+    )
     p.set_defaults(run=_train)
 
     p = commands.add_parser(
         "translate",
+        parents=flags,
         help="translate a text file, one line per line",
         description="Translate text: exactly one output line per input "
         "line, in order (empty in, empty out).",
@@ -518,6 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "evaluate",
+        parents=flags,
         help="score translations with sacreBLEU",
         description="Print BLEU, chrF, TER (sacreBLEU, with signatures) and "
         "lowercased Moses-tokenized BLEU. Give --hyp, or --run-dir and "
@@ -527,14 +668,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyp", help="system translations (with --run-dir: where to write them)")
     p.add_argument("--run-dir", type=Path, help="translate --source with this model first")
     p.add_argument("--source", help="source file to translate with --run-dir")
-    p.add_argument("--lang", default="en", help="target language code for Moses tokenization")
+    p.add_argument(
+        "--lang",
+        help="target language code (de, fr, ...) of the lowercased Moses-tokenized BLEU; "
+        "default: the suffix of the run's target file with --run-dir (train.de.gz: de), "
+        "else that score is left out",
+    )
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.add_argument(
         "--baseline",
         help="another system's translations of the same source: adds a paired bootstrap test "
         "(1000 resamples) of whether the BLEU difference is significant",
     )
-    _add_decoding_flags(p)
+    _add_decoding_flags(p, n_best=False)
     p.set_defaults(run=_evaluate)
 
     p = commands.add_parser(
@@ -563,6 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "sweep",
+        parents=flags,
         help="tune the length and coverage penalties on a validation set",
         description="Decode --source once per (alpha, beta) pair and print cased sacreBLEU "
         "against --ref for each, then the best pair (Wu et al., 2016, section 7).",
@@ -594,6 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "average",
+        parents=flags,
         help="average the weights of several checkpoints",
         description="Write the mean of several checkpoints' weights to RUN_DIR/averaged/.",
     )
@@ -611,6 +759,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "demo",
+        parents=flags,
         help="train and score the built-in toy task (no download)",
         description="Generate the toy English->German number-words task, "
         "train a small model, translate its held-out test set, print BLEU.",
@@ -676,11 +825,24 @@ def _import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
+def _set_threads(threads: int | None) -> None:
+    """Sizes TensorFlow's thread pools; only possible before its first op runs."""
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.debug:
-        _import_tensorflow_quietly()
+    if args.quiet:
+        os.environ["NMT_QUIET"] = "1"  # for progress bars below the CLI, and child processes
     try:
+        if not args.debug:
+            _import_tensorflow_quietly()
+        _set_threads(args.threads)
         return args.run(args)
     except NmtError as error:
         if args.debug:
@@ -689,7 +851,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("nmt: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
     except BrokenPipeError:  # `nmt translate | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

@@ -386,12 +386,27 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         except yaml.YAMLError as error:
             raise ConfigError(f"{path} is not valid YAML: {error}") from None
         base_dir = path.resolve().parent
-    data = apply_overrides(data, overrides or [])
+    overrides = overrides or []
+    merged = apply_overrides(data, overrides)
     try:
-        return config_from_dict(data, base_dir)
+        return config_from_dict(merged, base_dir)
     except ConfigError as error:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{error}") from None
+        raise ConfigError(f"{_culprit(data, overrides, base_dir, path)}: {error}") from None
+
+
+def _culprit(data: dict, overrides: list[str], base_dir: Path, path: Path | None) -> str:
+    """Names where a bad key or value came from: the YAML file, or the first --set that breaks
+    a config the file alone makes valid."""
+    try:
+        config_from_dict(data, base_dir)
+    except ConfigError:
+        return str(path) if path is not None else "the config"
+    for count in range(1, len(overrides) + 1):
+        try:
+            config_from_dict(apply_overrides(data, overrides[:count]), base_dir)
+        except ConfigError:
+            return f"--set {overrides[count - 1]}"
+    return "--set"
 
 
 def config_to_dict(config: Config) -> dict:

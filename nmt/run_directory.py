@@ -18,6 +18,7 @@ still fails to read (truncated or corrupted by hand) is reported and skipped for
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -176,17 +177,57 @@ def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
         ) from None
 
 
+_FILE_ENDING = re.compile(r"\.(index|data-\d+-of-\d+)$")
+
+
+def checkpoint_prefix(path: str | Path) -> str:
+    """The prefix TensorFlow reads: `ckpt-800.index` and `ckpt-800.data-00000-of-00001` are both
+    files of checkpoint `ckpt-800`, and users pass whichever they see in `ls`."""
+    return _FILE_ENDING.sub("", str(path))
+
+
+def known_checkpoints(run_dir: str | Path) -> list[str]:
+    """Every checkpoint prefix a run directory lists: best/, checkpoints/, averaged/."""
+    run_dir = Path(run_dir)
+    return [
+        path
+        for folder in (BEST, CHECKPOINTS, AVERAGED)
+        for path in checkpoints_in(run_dir / folder)
+    ]
+
+
+def require_checkpoint(run_dir: str | Path, path: str | Path) -> str:
+    """The prefix of a checkpoint that exists, or an error naming those that do.
+
+    Checked before TensorFlow reads it, which on a missing file logs dozens of lines of warnings
+    and fails with a message about file patterns.
+
+    Raises:
+        NmtError: `path` is no checkpoint.
+    """
+    prefix = checkpoint_prefix(path)
+    if Path(prefix + ".index").is_file():
+        return prefix
+    existing = known_checkpoints(run_dir)
+    listing = ", ".join(existing) if existing else "none yet (train first with `nmt train`)"
+    raise NmtError(f"no checkpoint {path}; the checkpoints of {run_dir}: {listing}")
+
+
 def restore_weights(model: tf.Module, run_dir: str | Path, checkpoint: str | None = None) -> str:
     """Loads model weights for inference: a given checkpoint, else the best, else the latest.
+
+    Falling back to the latest says so on stderr: it is not the checkpoint users expect.
 
     Raises:
         NmtError: there is no checkpoint, or it does not fit the model (wrong vocabulary, say).
     """
     run_dir = Path(run_dir)
+    best = []
     if checkpoint is not None:
-        candidates = [checkpoint]
+        candidates = [require_checkpoint(run_dir, checkpoint)]
     else:
-        candidates = checkpoints_in(run_dir / BEST) + checkpoints_in(run_dir / CHECKPOINTS)
+        best = checkpoints_in(run_dir / BEST)
+        candidates = best + checkpoints_in(run_dir / CHECKPOINTS)
     if not candidates:
         raise NmtError(f"{run_dir}: no checkpoint yet; train first with `nmt train`")
     problems = []
@@ -194,9 +235,13 @@ def restore_weights(model: tf.Module, run_dir: str | Path, checkpoint: str | Non
         try:
             status = tf.train.Checkpoint(model=model).read(path).expect_partial()
             status.assert_existing_objects_matched()
-            return path
         except _READ_ERRORS as error:
             problems.append(f"{path}: {_first_line(error)}")
+            continue
+        if checkpoint is None and path not in best:
+            why = "best/ could not be read" if best else "no best/ checkpoint (no validation yet)"
+            print(f"nmt: {why}; using the newest training checkpoint {path}", file=sys.stderr)
+        return path
     raise NmtError(
         "cannot load the model weights (do the tokenizer and config match the checkpoint?): "
         + "; ".join(problems)

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -86,3 +87,64 @@ def trained_run(toy_data, tmp_path_factory) -> Path:
     run_dir = root / "run"
     run_nmt("train", "--config", str(config), "--run-dir", str(run_dir))
     return run_dir
+
+
+class FakeRun(NamedTuple):
+    """A run directory with untrained checkpoints, and the weights each one holds."""
+
+    run_dir: Path
+    weights: dict[int, list]  # step -> the model's trainable weights in ckpt-STEP
+    averages: dict[int, list]  # step -> the optimizer's moving averages in ckpt-STEP (ema on)
+
+
+def make_run_dir(
+    root: Path, toy_data: dict[str, Path], ema_decay: float = 0.0, steps=(100, 200)
+) -> FakeRun:
+    """A run directory laid out as `nmt train` leaves it, in a second instead of a minute.
+
+    Training checkpoints hold the same objects as the trainer's (model, optimizer with its moving
+    averages when `ema_decay` > 0, progress, dropout seeds) with random weights, so loading,
+    averaging and error messages can be tested without training. There is no best/.
+    """
+    import numpy as np
+    import tensorflow as tf
+    import yaml
+
+    from nmt.config import config_from_dict, save_config
+    from nmt.data.tokenizer import train_tokenizer
+    from nmt.model.seq2seq import build_model
+    from nmt.run_directory import CHECKPOINTS, TrainingProgress
+    from nmt.training.trainer import make_optimizer
+
+    run_dir = root / "run"
+    data = yaml.safe_load(TINY_CONFIG.format(data=toy_data["train.en"].parent))
+    data["model"].update(embedding_size=8, hidden_size=8)
+    data["training"]["ema_decay"] = ema_decay
+    config = config_from_dict(data)
+    save_config(config, run_dir / "config.yaml")
+    tokenizer = train_tokenizer(
+        [toy_data["train.en"]], [toy_data["train.de"]], run_dir / "tokenizer", vocab_size=60
+    )
+    model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
+    optimizer = make_optimizer(config)
+    optimizer.build(model.trainable_variables)
+    # The moving averages, one per trainable variable in the same order.
+    averages = [v for v in optimizer.variables if v.path.endswith("_average")]
+    assert len(averages) == (len(model.trainable_variables) if ema_decay > 0 else 0)
+    checkpoint = tf.train.Checkpoint(
+        model=model,
+        optimizer=optimizer,
+        progress=TrainingProgress(),
+        rng=list(model.non_trainable_variables),
+    )
+    manager = tf.train.CheckpointManager(checkpoint, str(run_dir / CHECKPOINTS), max_to_keep=10)
+    rng = np.random.default_rng(0)
+    weights, moving = {}, {}
+    for step in steps:
+        for variable in model.trainable_variables + averages:
+            variable.assign(rng.uniform(-1, 1, variable.shape).astype(np.float32))
+        optimizer.iterations.assign(step)
+        weights[step] = [v.numpy() for v in model.trainable_variables]
+        moving[step] = [v.numpy() for v in averages]
+        manager.save(checkpoint_number=step)
+    return FakeRun(run_dir, weights, moving)

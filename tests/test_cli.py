@@ -1,13 +1,18 @@
 """The command line as users run it: train, translate, evaluate, resume, and clear errors."""
 
 import json
+import signal
+import subprocess
+import sys
+from typing import NamedTuple
 
 import pytest
-from conftest import run_nmt
+from conftest import make_run_dir, run_nmt
 
 BLEU_FLOOR = 70.0
 
 
+@pytest.mark.slow
 def test_trained_toy_model_reaches_a_bleu_floor_on_held_out_data(trained_run, toy_data, tmp_path):
     hyp = tmp_path / "test.hyp"
     run_nmt(
@@ -29,6 +34,7 @@ def test_trained_toy_model_reaches_a_bleu_floor_on_held_out_data(trained_run, to
     assert set(scores) == {"bleu", "chrf", "ter", "bleu_tokenized"}
 
 
+@pytest.mark.slow
 def test_translate_streams_stdin_to_stdout_line_for_line(trained_run):
     lines = ["twenty one", "", "seven hundred", "  ", "six"]
     result = run_nmt("translate", "--run-dir", str(trained_run), input="\n".join(lines) + "\n")
@@ -37,6 +43,7 @@ def test_translate_streams_stdin_to_stdout_line_for_line(trained_run):
     assert outputs[1] == "" and outputs[3] == ""
 
 
+@pytest.mark.slow
 def test_nbest_output_format(trained_run):
     result = run_nmt(
         "translate",
@@ -53,6 +60,7 @@ def test_nbest_output_format(trained_run):
     assert all(len(row) == 3 for row in rows)
 
 
+@pytest.mark.slow
 def test_finished_run_resumes_instead_of_starting_over(trained_run, tmp_path):
     config = trained_run / "config.yaml"
     result = run_nmt("train", "--config", str(config), "--run-dir", str(trained_run))
@@ -60,6 +68,7 @@ def test_finished_run_resumes_instead_of_starting_over(trained_run, tmp_path):
     assert "stopped at step 1000 (max_steps)" in result.stdout
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
     same = tmp_path / "same.txt"
     same.write_text("seven\n")
@@ -88,7 +97,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
     ]
     for args in cases:
         result = run_nmt(*args, check=False)
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("nmt: error: "), result.stderr
     assert same.read_text() == "seven\n"  # the input survived
@@ -104,6 +113,7 @@ def test_help_explains_every_subcommand():
         assert "--" in text
 
 
+@pytest.mark.slow
 def test_translate_memory_does_not_grow_with_input_length(trained_run, tmp_path):
     # 10k and 1M lines (one real sentence per 1,000, the rest empty, so the test stays fast):
     # a streaming translate holds one chunk at a time, so peak RSS must not grow with length.
@@ -138,6 +148,7 @@ def test_translate_memory_does_not_grow_with_input_length(trained_run, tmp_path)
     assert peaks[1_000_000] < peaks[10_000] * 1.1, peaks
 
 
+@pytest.mark.slow
 def test_sweep_reports_every_grid_point_and_matches_evaluate(trained_run, toy_data):
     source, ref = str(toy_data["valid.en"]), str(toy_data["valid.de"])
     common = ["--run-dir", str(trained_run), "--beam-size", "2"]
@@ -182,3 +193,221 @@ def test_max_length_flags_reach_the_search_and_their_help_states_the_defaults():
     defaults = DecodingConfig()
     assert f"default {defaults.max_length_offset}" in help_text
     assert f"default {defaults.max_length_ratio}" in help_text
+
+
+# Conventions: exit statuses, global flags, output formats. These use an untrained run
+# directory (conftest.make_run_dir) or a stand-in for train(), so they take seconds.
+
+
+def test_user_errors_exit_1_and_usage_errors_exit_2(tmp_path, capsys):
+    from nmt.cli import main
+
+    assert main(["translate", "--run-dir", str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().err == f"nmt: error: {tmp_path / 'missing'}: no such run directory\n"
+    with pytest.raises(SystemExit) as usage:
+        main(["translate", "--run-dir", str(tmp_path), "--no-such-flag"])
+    assert usage.value.code == 2
+
+
+def test_global_flags_work_after_the_subcommand_too(tmp_path, monkeypatch):
+    from nmt.cli import build_parser, main
+    from nmt.errors import NmtError
+
+    monkeypatch.delenv("NMT_QUIET", raising=False)
+    with pytest.raises(NmtError, match="no such run directory"):  # --debug: the traceback
+        main(["translate", "--run-dir", str(tmp_path / "missing"), "--debug"])
+    parser = build_parser()
+    for argv in (
+        ["--quiet", "--threads", "3", "translate", "--run-dir", "r"],
+        ["translate", "--run-dir", "r", "--quiet", "--threads", "3"],
+    ):
+        args = parser.parse_args(argv)
+        assert (args.quiet, args.threads, args.debug) == (True, 3, False)
+    assert parser.parse_args(["--debug", "translate", "--run-dir", "r"]).debug
+
+
+def test_evaluate_refuses_n_best(tmp_path, capsys):
+    from nmt.cli import main
+
+    with pytest.raises(SystemExit) as usage:
+        main(["evaluate", "--hyp", "h", "--ref", "r", "--n-best", "2"])
+    assert usage.value.code == 2
+    assert "unrecognized arguments: --n-best 2" in capsys.readouterr().err
+
+
+def test_version_names_the_package_version(capsys):
+    import nmt
+    from nmt.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"nmt {nmt.__version__}\n"
+
+
+class _StoppedBySignal(NamedTuple):
+    steps: int
+    epochs: int
+    best_bleu: float
+    stopped_because: str
+    signal: int
+
+
+@pytest.mark.parametrize("number, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_train_stopped_by_a_signal_exits_128_plus_its_number(
+    tmp_path, monkeypatch, capsys, number, status
+):
+    from nmt.cli import main
+    from nmt.training import trainer
+
+    monkeypatch.setattr(
+        trainer,
+        "train",
+        lambda config, run_dir, **kw: _StoppedBySignal(40, 1, -1.0, "signal", number),
+    )
+    assert main(["train", "--config", _toy_config(tmp_path), "--run-dir", str(tmp_path)]) == status
+    assert "training interrupted at step 40; a checkpoint was saved" in capsys.readouterr().err
+
+
+def test_quiet_train_drops_progress_lines_but_keeps_warnings(tmp_path, monkeypatch, capsys):
+    from nmt.cli import main
+    from nmt.training import trainer
+
+    def fake_train(config, run_dir, log=print):
+        log("step     100 | epoch 1 | loss 2.000")
+        log("nmt: warning: best.json is unreadable; ignoring it")
+        return trainer.TrainResult(100, 1, 12.5, "max_steps")
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.delenv("NMT_QUIET", raising=False)
+    argv = ["train", "--config", _toy_config(tmp_path), "--run-dir", str(tmp_path)]
+    assert main(argv) == 0
+    loud = capsys.readouterr()
+    assert "step     100" in loud.out and "nmt: warning" in loud.out
+    assert main(["--quiet", *argv]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out == "best validation BLEU 12.50\n"
+    assert quiet.err == "nmt: warning: best.json is unreadable; ignoring it\n"
+
+
+def _toy_config(tmp_path) -> str:
+    path = tmp_path / "toy.yaml"
+    path.write_text("model:\n  hidden_size: 8\n")
+    return str(path)
+
+
+THREAD_PROBE = """
+import os, sys
+from nmt.cli import main
+status = main(sys.argv[1:])
+import tensorflow as tf
+tf.linalg.matmul(tf.ones((64, 64)), tf.ones((64, 64)))  # the first op creates the pools
+print(status, tf.config.threading.get_intra_op_parallelism_threads(),
+      len(os.listdir("/proc/self/task")))
+"""
+
+
+def test_threads_sizes_tensorflows_thread_pools(tmp_path):
+    hyp = tmp_path / "h.txt"
+    hyp.write_text("a man rides a bike\n")
+    argv = ["--threads", "8", "evaluate", "--hyp", str(hyp), "--ref", str(hyp), "--lang", "en"]
+    result = subprocess.run(
+        [sys.executable, "-c", THREAD_PROBE, *argv],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    status, intra, threads = map(int, result.stdout.splitlines()[-1].split())
+    assert (status, intra) == (0, 8)
+    # Two pools of 8 OS threads (by default about one per core each, 7 threads in all on 2 cores).
+    assert threads >= 16, threads
+
+
+def test_moses_nbest_format(toy_data, tmp_path):
+    from nmt.cli import main
+
+    run = make_run_dir(tmp_path, toy_data)
+    source, output = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("eight\nnine\n")
+    argv = [
+        "translate",
+        "--run-dir",
+        str(run.run_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--beam-size",
+        "3",
+        "--max-length-ratio",
+        "1",
+        "--n-best-format",
+        "moses",
+    ]
+    assert main([*argv, "--n-best", "2"]) == 0
+    rows = [line.split(" ||| ") for line in output.read_text().splitlines()]
+    assert [row[0] for row in rows] == ["0", "0", "1", "1"]
+    for row in rows:
+        assert len(row) == 4 and row[2] == f"F0= {row[3]}", row
+        float(row[3])
+    assert main(argv) == 0  # --n-best 1 is an n-best list too in Moses' format
+    assert [line.split(" ||| ")[0] for line in output.read_text().splitlines()] == ["0", "1"]
+
+
+def test_evaluate_takes_the_language_from_the_run_and_says_so(toy_data, tmp_path, capsys):
+    from nmt.cli import main
+
+    run = make_run_dir(tmp_path, toy_data)
+    source, ref = tmp_path / "src.txt", tmp_path / "ref.txt"
+    source.write_text("seven\neight\n")
+    ref.write_text("sieben\nacht\n")
+    common = [
+        "--source",
+        str(source),
+        "--ref",
+        str(ref),
+        "--beam-size",
+        "1",
+        "--max-length-ratio",
+        "1",
+    ]
+    assert main(["evaluate", "--run-dir", str(run.run_dir), *common]) == 0
+    out = capsys.readouterr().out
+    assert "|lc+moses-tok:de" in out
+    assert "Moses tokenization for lc-tok: de (from the run's data.train_target, train.de)" in out
+    assert main(["evaluate", "--run-dir", str(run.run_dir), *common, "--lang", "fr"]) == 0
+    assert "Moses tokenization for lc-tok: fr (--lang)" in capsys.readouterr().out
+
+
+def test_evaluate_without_a_language_leaves_out_the_tokenized_bleu(tmp_path, capsys):
+    from nmt.cli import main
+
+    hyp = tmp_path / "h.txt"
+    hyp.write_text("Ein Mann fährt Fahrrad.\n")
+    assert main(["evaluate", "--hyp", str(hyp), "--ref", str(hyp), "--json"]) == 0
+    printed = capsys.readouterr()
+    assert set(json.loads(printed.out)) == {"bleu", "chrf", "ter"}
+    assert (
+        printed.err == "nmt: no lowercased Moses-tokenized BLEU: give --lang, the target language\n"
+    )
+
+
+def test_language_suffix_of_a_file_name():
+    from nmt.cli import _language_suffix
+
+    assert _language_suffix("data/train.de.gz") == "de"
+    assert _language_suffix("/x/train.fr") == "fr"
+    assert _language_suffix("corpus/train.tgt") is None
+    assert _language_suffix("train") is None
+
+
+def test_evaluate_text_output_with_a_baseline_and_no_language(tmp_path, capsys):
+    from nmt.cli import main
+
+    hyp, base = tmp_path / "h.txt", tmp_path / "b.txt"
+    hyp.write_text("ein Mann fährt ein rotes Fahrrad auf der Straße\n" * 4)
+    base.write_text("ein Mann fährt Fahrrad\n" * 4)
+    assert main(["evaluate", "--hyp", str(hyp), "--ref", str(hyp), "--baseline", str(base)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["BLEU", "chrF", "TER", "paired"]

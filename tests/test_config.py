@@ -102,3 +102,18 @@ def test_a_saved_config_is_reusable_from_any_folder(tmp_path, monkeypatch):
     save_config(config, tmp_path / "runs" / "demo" / "config.yaml")
     again = load_config(tmp_path / "runs" / "demo" / "config.yaml")
     assert again.data.train_source == str(tmp_path / "runs" / "demo" / "data" / "train.en")
+
+
+def test_a_bad_override_is_blamed_on_set_not_on_the_yaml_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  hidden_size: 12\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, ["model.dropout=0.1", "model.hiden_size=3"])
+    assert str(error.value).startswith(
+        "--set model.hiden_size=3: unknown config key model.hiden_size"
+    )
+    with pytest.raises(ConfigError, match=r"^--set model\.dropout=x: model\.dropout"):
+        load_config(path, ["model.dropout=x"])
+    path.write_text("model:\n  hiden_size: 12\n")
+    with pytest.raises(ConfigError, match=f"^{path}: unknown config key model.hiden_size"):
+        load_config(path, ["model.dropout=0.1"])

@@ -71,6 +71,7 @@ def _checkpoint_tensors(path: Path) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.slow
 def test_two_workers_on_loopback_train_one_model_together(toy_data, tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(CONFIG.format(data=toy_data["train.en"].parent))

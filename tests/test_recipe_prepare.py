@@ -84,3 +84,27 @@ def test_archive_with_the_official_files_is_accepted(tmp_path):
     )
     assert status == 0
     assert len(list((tmp_path / "o").glob("*.gz"))) == 3
+
+
+def test_verified_files_get_the_permissions_of_a_plain_open(tmp_path, monkeypatch):
+    import hashlib
+    import os
+    import stat
+
+    prepare = load_prepare()
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir()
+    names = [n for n in prepare.CHECKSUMS if n.split(".")[-2] == "en"]
+    for name in names:
+        (source / name).write_bytes(name.encode())
+    # Stand-in checksums for stand-in files: what is tested is how a verified file is written.
+    fake = {n: hashlib.sha256(n.encode()).hexdigest() for n in names}
+    monkeypatch.setattr(prepare, "CHECKSUMS", fake)
+    previous = os.umask(0o022)
+    try:
+        status = prepare.main(["--data-dir", str(source), "--out", str(out), "--languages", "en"])
+    finally:
+        os.umask(previous)
+    assert status == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o644}

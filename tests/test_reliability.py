@@ -15,6 +15,9 @@ from nmt.config import load_config
 from nmt.errors import NmtError
 from nmt.training import steps, trainer
 
+# Every test here trains a model.
+pytestmark = pytest.mark.slow
+
 CONFIG = """\
 tokenizer: {{vocab_size: 60}}
 data:
@@ -114,7 +117,7 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(toy_data, tmp_path):
     wait_for_step(process, 3)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130
+    assert process.returncode == 143
     assert "Run the same command again to resume" in stderr
     state = tf.train.get_checkpoint_state(str(run_dir / "checkpoints"))
     step = int(state.model_checkpoint_path.rsplit("-", 1)[1])

@@ -2,7 +2,9 @@
 
 import shutil
 
+import numpy as np
 import pytest
+from conftest import make_run_dir
 
 from nmt.atomic import atomic_path, atomic_write_text
 from nmt.data.tokenizer import train_tokenizer
@@ -10,6 +12,7 @@ from nmt.decoding.translator import Translator
 from nmt.errors import NmtError
 
 
+@pytest.mark.slow
 def test_run_dir_without_checkpoint(trained_run, tmp_path):
     partial = tmp_path / "partial"
     partial.mkdir()
@@ -19,6 +22,7 @@ def test_run_dir_without_checkpoint(trained_run, tmp_path):
         Translator.load(partial)
 
 
+@pytest.mark.slow
 def test_tokenizer_that_does_not_match_the_model(trained_run, toy_data, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(trained_run, other)
@@ -39,3 +43,39 @@ def test_atomic_write_keeps_the_old_copy_when_interrupted(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "good\n"
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
+def test_without_best_the_latest_checkpoint_is_used_and_named(toy_data, tmp_path, capsys):
+    run = make_run_dir(tmp_path, toy_data)
+    translator = Translator.load(run.run_dir)
+    newest = run.run_dir / "checkpoints" / "ckpt-200"
+    assert capsys.readouterr().err == (
+        f"nmt: no best/ checkpoint (no validation yet); using the newest training checkpoint "
+        f"{newest}\n"
+    )
+    for loaded, saved in zip(translator.model.trainable_variables, run.weights[200], strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), saved)
+
+
+@pytest.mark.parametrize("suffix", [".index", ".data-00000-of-00001"])
+def test_a_checkpoint_file_name_loads_its_checkpoint(toy_data, tmp_path, suffix):
+    run = make_run_dir(tmp_path, toy_data)
+    path = run.run_dir / "checkpoints" / f"ckpt-100{suffix}"
+    assert path.is_file()
+    translator = Translator.load(run.run_dir, str(path))
+    for loaded, saved in zip(translator.model.trainable_variables, run.weights[100], strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), saved)
+
+
+def test_a_missing_checkpoint_is_one_line_naming_those_that_exist(toy_data, tmp_path, capfd):
+    from nmt.cli import main
+
+    run = make_run_dir(tmp_path, toy_data)
+    folder = run.run_dir / "checkpoints"
+    missing = folder / "ckpt-800.index"
+    assert main(["translate", "--run-dir", str(run.run_dir), "--checkpoint", str(missing)]) == 1
+    # Not TensorFlow's dozens of warning lines and its hint about file patterns: one line.
+    assert capfd.readouterr().err.splitlines() == [
+        f"nmt: error: no checkpoint {missing}; the checkpoints of "
+        f"{run.run_dir}: {folder / 'ckpt-200'}, {folder / 'ckpt-100'}"
+    ]

@@ -9,6 +9,9 @@ from nmt.constants import BOS_ID
 from nmt.decoding.search import beam_search, greedy_search
 from nmt.decoding.translator import Translator
 
+# Every test here uses the trained fixture run.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def translator(trained_run):

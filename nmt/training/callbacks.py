@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import signal
 import sys
 import time
@@ -53,7 +54,7 @@ class ProgressReport:
         self.log = log
         self.bar = (
             keras.utils.Progbar(max_steps or None, stateful_metrics=["loss", "tgt tok/s"])
-            if sys.stdout.isatty()
+            if sys.stdout.isatty() and not os.environ.get("NMT_QUIET")
             else None
         )
         self.restart_window()

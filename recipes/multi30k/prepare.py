@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import sys
 import tarfile
 import tempfile
 import urllib.request
 from pathlib import Path
+
+from nmt.atomic import atomic_path
 
 URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw/{name}"
 
@@ -62,10 +63,9 @@ def fetch(name: str, out_dir: Path, data_dir: Path | None) -> Path:
     target = out_dir / name
     if target.is_file() and sha256(target) == CHECKSUMS[name]:
         return target
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
+    # atomic_path renames the file into place only if the block succeeds, with the permissions
+    # a plain open() would give it (a bare mkstemp would leave the data readable by us alone).
+    with atomic_path(target) as tmp_path:
         if data_dir is not None:
             source = data_dir / name
             if not source.is_file():
@@ -80,9 +80,6 @@ def fetch(name: str, out_dir: Path, data_dir: Path | None) -> Path:
             raise ChecksumError(
                 f"{name}: SHA-256 {actual} does not match the official {CHECKSUMS[name]}"
             )
-        os.replace(tmp_path, target)
-    finally:
-        tmp_path.unlink(missing_ok=True)
     return target
 
 
