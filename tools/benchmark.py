@@ -13,7 +13,11 @@ Token counts follow shared/peers: target pieces + one EOS per sentence.
 decode: sentences/s and target pieces/s (EOS excluded) for a whole file after model load; the
 first pass includes tf.function tracing, later passes are steady state; medians reported.
 matmul: float32 and bfloat16 GFLOP/s of a 2048x2048 matmul (the hardware yardstick) and of
-two matmul shapes of ref-small (an LSTM step at batch 64, the output projection).
+two matmul shapes of the model size (an LSTM step at batch 64, the output projection), plus
+those two shapes through the int8 path of `nmt translate --quantize int8`.
+
+--size names a reference model (MODEL_SIZES; default ref-small): `train` applies it to the
+config as `--set` overrides before the user's own, `matmul` takes its shapes from it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,37 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# Named model sizes, as `--set` overrides of recipes/multi30k/en-de.yaml (ref-small's own
+# sizes). Both keep the joint 8k SentencePiece vocabulary; peer configs: tools/*.onmt.yaml and
+# ../shared/peers/ref-small.onmt.yaml.
+MODEL_SIZES = {
+    "ref-small": {
+        "model.embedding_size": 256,
+        "model.hidden_size": 256,
+        "model.encoder_layers": 2,
+        "model.decoder_layers": 2,
+    },
+    "ref-large": {
+        "model.embedding_size": 512,
+        "model.hidden_size": 512,
+        "model.encoder_layers": 4,
+        "model.decoder_layers": 4,
+    },
+}
+
+
+def size_overrides(size: str) -> list[str]:
+    """`--set` strings for a named model size."""
+    return [f"{key}={value}" for key, value in MODEL_SIZES[size].items()]
+
+
+def matmul_shapes(size: str) -> list[tuple[int, int, int]]:
+    """(M, K, N) of a decoder LSTM step at batch 64 ([E + H + H] x 4H, input feeding) and of
+    the output projection over 1024 target tokens ([H] x 8000)."""
+    e, h = (MODEL_SIZES[size][f"model.{name}_size"] for name in ("embedding", "hidden"))
+    return [(64, e + 2 * h, 4 * h), (1024, h, 8000)]
 
 
 def peak_rss_gib() -> float:
@@ -67,7 +102,7 @@ def bench_train(args: argparse.Namespace) -> dict:
     from nmt.training.steps import make_optimizer, make_train_step
     from nmt.training.trainer import prepare_tokenizer
 
-    config = load_config(args.config, args.set)
+    config = load_config(args.config, size_overrides(args.size) + args.set)
     keras.utils.set_random_seed(config.training.seed)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="nmt-bench-"))
     tokenizer = prepare_tokenizer(config, work, print)
@@ -104,6 +139,7 @@ def bench_train(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "train",
         "config": str(args.config),
+        "size": args.size,
         "overrides": args.set,
         "parameters": model.count_params(),
         "steps": done,
@@ -162,24 +198,45 @@ def bench_decode(args: argparse.Namespace) -> dict:
     }
 
 
+def _gflops(matmul, a, b) -> float:
+    m, k, n = a.shape[0], b.shape[0], b.shape[-1]
+    matmul(a, b).numpy()
+    repeats = max(3, int(2e10 / (2 * m * k * n)))
+    started = time.perf_counter()
+    for _ in range(repeats):
+        out = matmul(a, b)
+    out.numpy()
+    return 2 * m * k * n * repeats / (time.perf_counter() - started) / 1e9
+
+
 def bench_matmul(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
+    from nmt.model.quantization import matmul, quantize_matrix
+
     results = {}
+    shapes = [(2048, 2048, 2048), *matmul_shapes(args.size)]
     for dtype in (tf.float32, tf.bfloat16):
-        for m, k, n in ((2048, 2048, 2048), (64, 768, 1024), (1024, 256, 8000)):
+        for m, k, n in shapes:
             a = tf.cast(tf.random.normal([m, k]), dtype)
             b = tf.cast(tf.random.normal([k, n]), dtype)
-            matmul = tf.function(lambda a, b: tf.matmul(a, b))
-            matmul(a, b).numpy()
-            repeats = max(3, int(2e10 / (2 * m * k * n)))
-            started = time.perf_counter()
-            for _ in range(repeats):
-                out = matmul(a, b)
-            out.numpy()
-            seconds = time.perf_counter() - started
-            results[f"{dtype.name}_{m}x{k}x{n}_gflops"] = 2 * m * k * n * repeats / seconds / 1e9
-    return {"benchmark": "matmul", **results}
+            gflops = _gflops(tf.function(lambda a, b: tf.matmul(a, b)), a, b)
+            results[f"{dtype.name}_{m}x{k}x{n}_gflops"] = gflops
+    for m, k, n in shapes[1:]:  # int8 weights, inputs quantized per row at every call
+        weights = quantize_matrix(tf.random.normal([k, n]))
+        int8 = tf.function(lambda a, b: matmul(a, b))
+        results[f"int8_{m}x{k}x{n}_gflops"] = _gflops(int8, tf.random.normal([m, k]), weights)
+    return {"benchmark": "matmul", "size": args.size, **results}
+
+
+def _add_size_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--size",
+        choices=sorted(MODEL_SIZES),
+        default="ref-small",
+        help="named model size (ref-large: 512 embeddings and hidden, 4+4 layers; "
+        "default: %(default)s)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         help="experiment YAML (default: %(default)s)",
     )
     p.add_argument("--set", action="append", default=[], help="config override, as nmt train")
+    _add_size_flag(p)
     p.add_argument("--steps", type=int, default=500, help="steps timed (default: %(default)s)")
     p.add_argument(
         "--warmup", type=int, default=100, help="untimed steps first (default: %(default)s)"
@@ -217,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         " live ('full'); default: the run's config",
     )
     p.add_argument("--ref", help="reference file: also report cased sacreBLEU of the output")
-    sub.add_parser("matmul", help="float32 and bfloat16 matmul peaks")
+    p = sub.add_parser("matmul", help="float32, bfloat16 and int8 matmul peaks")
+    _add_size_flag(p)
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args(argv)
     result = {"train": bench_train, "decode": bench_decode, "matmul": bench_matmul}[args.what](args)
