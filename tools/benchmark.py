@@ -13,8 +13,7 @@ Token counts follow shared/peers: target pieces + one EOS per sentence.
 decode: sentences/s and target pieces/s (EOS excluded) for a whole file after model load; the
 first pass includes tf.function tracing, later passes are steady state; medians reported.
 matmul: float32 and bfloat16 GFLOP/s of a 2048x2048 matmul (the hardware yardstick) and of
-two matmul shapes of the model size (an LSTM step at batch 64, the output projection), plus
-those two shapes through the int8 path of `nmt translate --quantize int8`.
+two matmul shapes of the model size (an LSTM step at batch 64, the output projection).
 
 --size names a reference model (MODEL_SIZES; default ref-small): `train` applies it to the
 config as `--set` overrides before the user's own, `matmul` takes its shapes from it.
@@ -212,8 +211,6 @@ def _gflops(matmul, a, b) -> float:
 def bench_matmul(args: argparse.Namespace) -> dict:
     import tensorflow as tf
 
-    from nmt.model.quantization import matmul, quantize_matrix
-
     results = {}
     shapes = [(2048, 2048, 2048), *matmul_shapes(args.size)]
     for dtype in (tf.float32, tf.bfloat16):
@@ -222,10 +219,6 @@ def bench_matmul(args: argparse.Namespace) -> dict:
             b = tf.cast(tf.random.normal([k, n]), dtype)
             gflops = _gflops(tf.function(lambda a, b: tf.matmul(a, b)), a, b)
             results[f"{dtype.name}_{m}x{k}x{n}_gflops"] = gflops
-    for m, k, n in shapes[1:]:  # int8 weights, inputs quantized per row at every call
-        weights = quantize_matrix(tf.random.normal([k, n]))
-        int8 = tf.function(lambda a, b: matmul(a, b))
-        results[f"int8_{m}x{k}x{n}_gflops"] = _gflops(int8, tf.random.normal([m, k]), weights)
     return {"benchmark": "matmul", "size": args.size, **results}
 
 
