@@ -114,7 +114,7 @@ def make_run_dir(
     from nmt.data.tokenizer import train_tokenizer
     from nmt.model.seq2seq import build_model
     from nmt.run_directory import CHECKPOINTS, TrainingProgress
-    from nmt.training.trainer import make_optimizer
+    from nmt.training.steps import make_optimizer
 
     run_dir = root / "run"
     data = yaml.safe_load(TINY_CONFIG.format(data=toy_data["train.en"].parent))
@@ -126,7 +126,7 @@ def make_run_dir(
         [toy_data["train.en"]], [toy_data["train.de"]], run_dir / "tokenizer", vocab_size=60
     )
     model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config.training)
     optimizer.build(model.trainable_variables)
     # The moving averages, one per trainable variable in the same order.
     averages = [v for v in optimizer.variables if v.path.endswith("_average")]

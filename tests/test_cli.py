@@ -273,7 +273,7 @@ def test_quiet_train_drops_progress_lines_but_keeps_warnings(tmp_path, monkeypat
     from nmt.cli import main
     from nmt.training import trainer
 
-    def fake_train(config, run_dir, log=print):
+    def fake_train(config, run_dir, log=print, init_from=None):
         log("step     100 | epoch 1 | loss 2.000")
         log("nmt: warning: best.json is unreadable; ignoring it")
         return trainer.TrainResult(100, 1, 12.5, "max_steps")
