@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from nmt.constants import BOS_ID, EOS_ID
+from nmt.decoding.beam_search import beam_search
 from nmt.decoding.search import (
-    beam_search,
     coverage_penalty,
     greedy_search,
     length_penalty,

@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from nmt.config import DecodingConfig
 from nmt.constants import BOS_ID
-from nmt.decoding.search import beam_search, greedy_search
+from nmt.decoding.beam_search import beam_search
+from nmt.decoding.search import greedy_search
 from nmt.decoding.translator import Translator
 
 # Every test here uses the trained fixture run.

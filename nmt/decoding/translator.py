@@ -26,7 +26,8 @@ import tensorflow as tf
 from nmt.config import DecodingConfig
 from nmt.constants import BOS_ID, PAD_ID
 from nmt.data.tokenizer import Tokenizer
-from nmt.decoding.search import SearchResult, beam_search, greedy_search, tile_beam
+from nmt.decoding.beam_search import beam_search
+from nmt.decoding.search import SearchResult, greedy_search, tile_beam
 from nmt.errors import NmtError
 from nmt.model.seq2seq import Seq2Seq
 from nmt.run_directory import load_trained
