@@ -104,12 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_parser(commands, flags)
     translate_command.add_parser(commands, flags)
     evaluate_command.add_parser(commands, flags)
-    score_command.add_parser(commands)
+    score_command.add_parser(commands, flags)
     sweep_command.add_parser(commands, flags)
     average_command.add_parser(commands, flags)
     demo_command.add_parser(commands, flags)
-    serve_command.add_parser(commands)
-    export_command.add_parser(commands)
+    serve_command.add_parser(commands, flags)
+    export_command.add_parser(commands, flags)
     return parser
 
 

@@ -6,10 +6,13 @@ import argparse
 from pathlib import Path
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Adds `nmt export` to `commands`."""
+def add_parser(
+    commands: argparse._SubParsersAction, global_flags: list[argparse.ArgumentParser]
+) -> None:
+    """Adds `nmt export` to `commands`, accepting the global flags after it too."""
     p = commands.add_parser(
         "export",
+        parents=global_flags,
         help="export a trained model as a SavedModel or a LiteRT model",
         description="Write a SavedModel (text in, text out, SentencePiece in the graph) or a "
         "LiteRT model folder (model.tflite, SentencePiece files, a Python runner). The folder "

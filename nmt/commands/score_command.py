@@ -9,10 +9,13 @@ from pathlib import Path
 from nmt.commands.command_output import output_stream
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Adds `nmt score` to `commands`."""
+def add_parser(
+    commands: argparse._SubParsersAction, global_flags: list[argparse.ArgumentParser]
+) -> None:
+    """Adds `nmt score` to `commands`, accepting the global flags after it too."""
     p = commands.add_parser(
         "score",
+        parents=global_flags,
         help="log-probability of given translations (forced decoding)",
         description="Score each (source, target) line pair with the model: one output line per "
         "pair, in order, 'SUM<TAB>MEAN' where SUM = log P(target | source) summed over the "

@@ -6,10 +6,13 @@ import argparse
 from pathlib import Path
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Adds `nmt serve` to `commands`."""
+def add_parser(
+    commands: argparse._SubParsersAction, global_flags: list[argparse.ArgumentParser]
+) -> None:
+    """Adds `nmt serve` to `commands`, accepting the global flags after it too."""
     p = commands.add_parser(
         "serve",
+        parents=global_flags,
         help="serve a trained model over HTTP (POST /translate, GET /health)",
         description='Answer POST /translate with JSON {"text": [...]} (and optional search '
         'settings) with {"translations": [...], "scores": [...]}; requests arriving '
