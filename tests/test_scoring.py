@@ -131,7 +131,7 @@ def test_score_rejects_files_of_different_lengths_in_one_line(trained_run, tmp_p
         str(tmp_path / "b.de"),
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     message = result.stderr.strip()
     assert "\n" not in message
     assert "a.en has 2 lines" in message and "b.de has 1 lines" in message

@@ -71,7 +71,7 @@ def test_compiled_search_equals_eager(translator, settings):
     source = np.zeros((3, 16), np.int32)
     for row, ids in enumerate(translator.tokenizer.encode_source(lines)):
         source[row, : len(ids)] = ids
-    eager = translator._search(tf.constant(source), settings)
+    eager = translator.search(tf.constant(source), settings)
     compiled = translator._search_function(settings)(tf.constant(source))
     for a, b in zip(eager, compiled, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
