@@ -181,6 +181,7 @@ print("same update")
 )
 
 
+@pytest.mark.slow
 def test_one_mirrored_step_on_two_cpus_equals_one_step_on_the_whole_batch():
     result = subprocess.run(
         [sys.executable, "-c", ONE_STEP], capture_output=True, text=True, timeout=300
