@@ -48,6 +48,7 @@ def greedy(translator):
     return ids, tokens, found.log_probs.numpy()[:, 0]
 
 
+@pytest.mark.slow  # the trained toy run
 def test_forced_decoding_of_greedy_ids_gives_greedy_scores(translator, greedy):
     # Greedy's score sums log p of its chosen pieces and of EOS; the forced pass over the same
     # ids must sum the same numbers.
@@ -93,6 +94,7 @@ def test_score_command_reproduces_greedy_scores_of_its_translations(
         assert sum(pieces) == pytest.approx(total, abs=1e-3)
 
 
+@pytest.mark.slow  # the trained toy run
 def test_batched_scores_equal_one_by_one_scores_in_input_order(translator):
     # Batches are sorted by length; the output must still follow the input order.
     sources = SENTENCES + ["", "six"]
