@@ -390,18 +390,15 @@ def keep_sending(url: str, source: list[str], want: dict[str, str], stop: thread
     return Tally(ok, refused, wrong)
 
 
-@pytest.mark.slow
-def test_sigterm_answers_every_accepted_request_then_exits_0(
-    trained_run, toy_data, expected, tmp_path
-):
-    source = toy_data["test.en"].read_text().splitlines()
-    want = dict(zip(source, expected.read_text().splitlines()))
+def _sigterm_under_load(trained_run, source, want, log_path):
+    """16 clients keep sending; SIGTERM after 3 s. Returns the server's last log line's counts
+    (answered, received, in flight at the signal) and the clients' tallies."""
     tallies: list[Tally] = []
     stop = threading.Event()
     # A long collection window and a batch larger than 16 clients' requests keep requests
     # waiting in the server most of the time, so the signal finds some in flight.
     flags = ("--batch-window-ms", "200", "--max-batch-sentences", "64")
-    with nmt_serve(trained_run, tmp_path / "serve.log", *flags) as server:
+    with nmt_serve(trained_run, log_path, *flags) as server:
 
         def client():
             tallies.append(keep_sending(server.url, source, want, stop))
@@ -416,10 +413,27 @@ def test_sigterm_answers_every_accepted_request_then_exits_0(
         for thread in clients:
             thread.join(60)
         log = server.stderr.read_text()
-    assert len(tallies) == 16
-    assert [w for t in tallies for w in t.wrong] == []
     match = re.search(r"answered (\d+) of (\d+) requests \((\d+) in flight at the signal\)", log)
     assert match, log
-    answered, received, in_flight = map(int, match.groups())
-    assert in_flight > 0, (log, tallies)  # the signal came while requests were being served
-    assert answered == received == sum(t.ok for t in tallies)
+    return tuple(map(int, match.groups())), tallies
+
+
+@pytest.mark.slow
+def test_sigterm_answers_every_accepted_request_then_exits_0(
+    trained_run, toy_data, expected, tmp_path
+):
+    source = toy_data["test.en"].read_text().splitlines()
+    want = dict(zip(source, expected.read_text().splitlines()))
+    # The signal must come while requests are being served; it nearly always does, and when it
+    # lands between two rounds of requests the scenario is run again (at most three times).
+    for attempt in range(3):
+        counts, tallies = _sigterm_under_load(
+            trained_run, source, want, tmp_path / f"serve{attempt}.log"
+        )
+        answered, received, in_flight = counts
+        assert len(tallies) == 16
+        assert [w for t in tallies for w in t.wrong] == []
+        assert answered == received == sum(t.ok for t in tallies)
+        if in_flight > 0:
+            break
+    assert in_flight > 0, (counts, tallies)
