@@ -108,3 +108,26 @@ def test_verified_files_get_the_permissions_of_a_plain_open(tmp_path, monkeypatc
     assert status == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o644}
+
+
+@pytest.mark.parametrize("pair", ["en-de", "de-en", "en-fr", "fr-en", "en-cs", "cs-en"])
+def test_every_recipe_pair_reads_its_own_languages_and_prepare_verifies_them(pair):
+    """A config copied from another pair and half edited would train on the wrong language."""
+    from nmt.config import load_config
+
+    source, target = pair.split("-")
+    config = load_config(ROOT / "recipes/multi30k" / f"{pair}.yaml")
+    names = [
+        Path(getattr(config.data, field)).name
+        for field in ("train_source", "train_target", "valid_source", "valid_target")
+    ]
+    assert names == [
+        f"train.{source}.gz",
+        f"train.{target}.gz",
+        f"val.{source}.gz",
+        f"val.{target}.gz",
+    ]
+    checksums = load_prepare().CHECKSUMS
+    for language in (source, target):
+        for split in ("train", "val", "test_2016_flickr"):
+            assert f"{split}.{language}.gz" in checksums

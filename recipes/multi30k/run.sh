@@ -5,7 +5,7 @@
 #
 #   recipes/multi30k/run.sh en-de [DATA_DIR] [--set section.key=value ...]
 #
-# PAIR is en-de, de-en, en-fr or fr-en. DATA_DIR holds the official .gz files (omit it to
+# PAIR is en-de, de-en, en-fr, fr-en, en-cs or cs-en. DATA_DIR holds the official .gz files (omit it to
 # download them). RUN_DIR (default runs/multi30k-PAIR) may already hold a run: training resumes.
 set -euo pipefail
 
