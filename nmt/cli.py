@@ -19,6 +19,7 @@ from nmt.commands import (
     export_command,
     score_command,
     serve_command,
+    shortlist_command,
     sweep_command,
     train_command,
     translate_command,
@@ -110,20 +111,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo_command.add_parser(commands, flags)
     serve_command.add_parser(commands, flags)
     export_command.add_parser(commands, flags)
+    shortlist_command.add_parser(commands, flags)
     return parser
 
 
-def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with stderr silenced at the file-descriptor level.
+def _import_tensorflow(quiet: bool) -> None:
+    """Imports TensorFlow and Keras, with stderr silenced at the file-descriptor level if `quiet`.
 
     TensorFlow's C++ start-up (CUDA probing on CPU-only machines, absl's pre-init notice) writes
-    to fd 2 regardless of TF_CPP_MIN_LOG_LEVEL, burying our one-line messages.
+    to fd 2 regardless of TF_CPP_MIN_LOG_LEVEL, burying our one-line messages. Keras imports
+    matplotlib (when installed, as with the [plots] extra) for an image-gallery helper nmt never
+    calls; hiding it during the import saves every command that start-up time, and
+    --attention-plots imports it later as usual.
     """
+    hidden = [name for name in ("matplotlib", "matplotlib.pyplot") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import matplotlib` raises ImportError meanwhile
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
+        if quiet:
+            os.dup2(devnull, 2)
+        import keras  # noqa: F401
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # device discovery logs too; do it now, silently
@@ -131,6 +141,9 @@ def _import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 def _set_threads(threads: int | None) -> None:
@@ -148,8 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         os.environ["NMT_QUIET"] = "1"  # for progress bars below the CLI, and child processes
     try:
-        if not args.debug:
-            _import_tensorflow_quietly()
+        _import_tensorflow(quiet=not args.debug)
         _set_threads(args.threads)
         return args.run(args)
     except NmtError as error:

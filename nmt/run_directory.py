@@ -17,6 +17,7 @@ still fails to read (truncated or corrupted by hand) is reported and skipped for
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -258,7 +259,9 @@ class TrainedModel(NamedTuple):
 
 
 def load_trained(
-    run_dir: str | Path, checkpoints: Sequence[str | None] | str | None = None
+    run_dir: str | Path,
+    checkpoints: Sequence[str | None] | str | None = None,
+    compute_dtype: str | None = None,
 ) -> TrainedModel:
     """Builds the run's model and restores its weights, once per checkpoint.
 
@@ -266,6 +269,8 @@ def load_trained(
         run_dir: the run whose config and tokenizer are used.
         checkpoints: a checkpoint prefix, several (an ensemble; they may come from other runs
             with the same model config and tokenizer), or None for the best (else the latest).
+        compute_dtype: "float32" or "bfloat16" instead of the config's; the weights are float32
+            either way, so any checkpoint computes in either.
 
     Raises:
         NmtError: not a run directory, no checkpoint, or a tokenizer/model mismatch.
@@ -273,12 +278,17 @@ def load_trained(
     from nmt.model.seq2seq import build_model  # the model pulls in Keras; config reads do not
 
     config = read_config(run_dir)
+    if compute_dtype is not None:
+        model_config = dataclasses.replace(config.model, compute_dtype=compute_dtype)
+        config = dataclasses.replace(config, model=model_config)
     tokenizer = load_tokenizer(run_dir)
     if checkpoints is None or isinstance(checkpoints, str):
         checkpoints = [checkpoints]
     models, restored = [], []
     for path in checkpoints:
-        model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
+        model = build_model(
+            config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size, initialize=False
+        )
         restored.append(restore_weights(model, run_dir, path))
         models.append(model)
     return TrainedModel(config, tokenizer, models, restored)

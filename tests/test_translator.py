@@ -77,6 +77,21 @@ def test_compiled_search_equals_eager(translator, settings):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_a_first_small_call_skips_tracing_and_translates_as_the_traced_search(trained_run):
+    """A one-sentence `nmt translate` is not worth a traced graph: the first small call runs
+    the search eagerly, later calls trace it, and both give the same translations."""
+    lines = ["twenty one", "four hundred thousand six", "seven"]
+    for beam in (1, 4):
+        fresh = Translator.load(trained_run)
+        eager = fresh.translate_nbest(lines, beam_size=beam, n_best=min(beam, 2))
+        assert not fresh._search_functions  # nothing traced
+        traced = fresh.translate_nbest(lines, beam_size=beam, n_best=min(beam, 2))
+        assert len(fresh._search_functions) == 1
+        for one, other in zip(eager, traced, strict=True):
+            assert [h.text for h in one] == [h.text for h in other]
+            np.testing.assert_allclose([h.score for h in one], [h.score for h in other], atol=1e-5)
+
+
 def test_nbest_lists_are_sorted(translator):
     nbest = translator.translate_nbest(["five thousand", "ninety"], beam_size=4, n_best=3)
     for hypotheses in nbest:
@@ -157,23 +172,14 @@ def test_outputs_never_exceed_ratio_times_source_length_plus_offset(ratio, offse
 
 
 def test_bfloat16_beam_search_agrees_with_float32(trained_run, toy_data):
-    """The same weights computing in bfloat16: measured on the toy model, 97 of 100 test
-    sentences get the same best translation at beam 3 and their scores differ by at most 0.07
-    (median 0.005); the bounds below leave room for another toy model."""
-    import dataclasses
-
-    from nmt.config import read_saved_config
-    from nmt.model.seq2seq import build_model
-
+    """The same weights computing in bfloat16 (`--compute-dtype bfloat16` of a float32 run):
+    measured on the toy model, 97 of 100 test sentences get the same best translation at beam 3
+    and their scores differ by at most 0.07 (median 0.005); the bounds below leave room for
+    another toy model."""
     float32 = Translator.load(trained_run)
-    config = read_saved_config(trained_run / "config.yaml").model
-    model = build_model(
-        dataclasses.replace(config, compute_dtype="bfloat16"),
-        float32.tokenizer.source_vocab_size,
-        float32.tokenizer.target_vocab_size,
-    )
-    model.set_weights(float32.model.get_weights())
-    bfloat16 = Translator(model, float32.tokenizer, float32.decoding)
+    bfloat16 = Translator.load(trained_run, compute_dtype="bfloat16")
+    assert float32.model.compute_dtype == "float32"
+    assert bfloat16.model.compute_dtype == "bfloat16"
     sentences = toy_data["test.en"].read_text().splitlines()
     a = float32.translate_nbest(sentences, beam_size=3)
     b = bfloat16.translate_nbest(sentences, beam_size=3)

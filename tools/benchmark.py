@@ -157,7 +157,7 @@ def bench_decode(args: argparse.Namespace) -> dict:
     from nmt.decoding.translator import Translator
 
     started = time.perf_counter()
-    translator = Translator.load(args.run_dir, args.checkpoint)
+    translator = Translator.load(args.run_dir, args.checkpoint, args.compute_dtype, args.shortlist)
     load_seconds = time.perf_counter() - started
     sources = list(read_lines(args.source))
     settings = {"beam_size": args.beam_size, "batch_size": args.batch_size}
@@ -185,6 +185,8 @@ def bench_decode(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size,
         "stopping": args.stopping or translator.decoding.stopping,
         "live_beam": args.live_beam or translator.decoding.live_beam,
+        "compute_dtype": translator.model.compute_dtype,
+        "shortlist": args.shortlist,
         **quality,
         "sentences": len(sources),
         "target_pieces": pieces,
@@ -267,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         help="ended hypotheses keep their beam slot ('narrowing') or leave it while K stay"
         " live ('full'); default: the run's config",
     )
+    p.add_argument(
+        "--compute-dtype",
+        choices=("float32", "bfloat16"),
+        help="precision of the search; default: the run's model.compute_dtype",
+    )
+    p.add_argument("--shortlist", help="lexical shortlist file (nmt shortlist)")
     p.add_argument("--ref", help="reference file: also report cased sacreBLEU of the output")
     p = sub.add_parser("matmul", help="float32, bfloat16 and int8 matmul peaks")
     _add_size_flag(p)

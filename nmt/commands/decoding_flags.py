@@ -62,6 +62,18 @@ def add_decoding_flags(parser: argparse.ArgumentParser, n_best: bool = True) -> 
         help="checkpoint prefix to load instead of the best one (e.g. RUN/checkpoints/ckpt-4500);"
         " repeat it to decode with an ensemble that averages the models' probabilities",
     )
+    group.add_argument(
+        "--shortlist",
+        help="a lexical shortlist `nmt shortlist` wrote for this run: search each batch over its"
+        " candidate pieces only (faster; probabilities normalised over them)",
+    )
+    group.add_argument(
+        "--compute-dtype",
+        choices=("float32", "bfloat16"),
+        help="precision the model computes in (weights stay float32); default: the run's"
+        " model.compute_dtype. A bfloat16 run decodes in float32 on CPUs without AVX512_BF16"
+        " or AMX, where bfloat16 is emulated and slower",
+    )
 
 
 def _add_n_best_flags(group) -> None:

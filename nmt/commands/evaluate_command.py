@@ -57,7 +57,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise NmtError("--run-dir needs --source, the file to translate")
         from nmt.progress import progress_bar
 
-        translator = Translator.load(args.run_dir, args.checkpoint)
+        translator = Translator.load(
+            args.run_dir, args.checkpoint, args.compute_dtype, args.shortlist
+        )
         sources = list(read_lines(args.source))
         with progress_bar(len(sources), getattr(args, "quiet", False), "translating") as bar:
             hypotheses = translator.translate(sources, bar.update, **decoding_overrides(args))

@@ -55,7 +55,7 @@ def _translate(args: argparse.Namespace) -> int:
     from nmt.decoding.translator import Translator
     from nmt.progress import progress_bar
 
-    translator = Translator.load(args.run_dir, args.checkpoint)
+    translator = Translator.load(args.run_dir, args.checkpoint, args.compute_dtype, args.shortlist)
     settings = decoding_overrides(args)
     n_best = settings.get("n_best", translator.decoding.n_best)
     if args.input != "-" and args.output != "-":

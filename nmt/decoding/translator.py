@@ -28,6 +28,7 @@ from nmt.constants import BOS_ID, PAD_ID
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.beam_search import beam_search
 from nmt.decoding.search import SearchResult, greedy_search, tile_beam
+from nmt.decoding.shortlist import Shortlist
 from nmt.errors import NmtError
 from nmt.model.seq2seq import Seq2Seq
 from nmt.run_directory import load_trained
@@ -39,6 +40,10 @@ def _one_line(text: str) -> str:
 
 
 _CACHED_SEARCHES = 16  # traced searches kept, one per distinct settings tuple
+# The first call with given settings runs the search eagerly when it is one batch of at most this
+# many sentences: tracing the graph costs more than it saves on one small batch (a one-sentence
+# `nmt translate`); later calls trace it.
+_EAGER_FIRST_CALL_SENTENCES = 8
 
 
 class Hypothesis(NamedTuple):
@@ -100,6 +105,8 @@ class Translator:
         tokenizer: the tokenizer the model was trained with.
         decoding: default search settings (each call may override them).
         max_source_length: longer inputs are truncated to this many pieces.
+        shortlist: search each batch over its lexical shortlist's candidates only
+            (`nmt.decoding.shortlist`), not the whole target vocabulary.
     """
 
     def __init__(
@@ -108,6 +115,7 @@ class Translator:
         tokenizer: Tokenizer,
         decoding: DecodingConfig | None = None,
         max_source_length: int = 250,
+        shortlist: Shortlist | None = None,
     ):
         models = list(model) if isinstance(model, Sequence) else [model]
         for one in models:
@@ -122,31 +130,50 @@ class Translator:
         self.tokenizer = tokenizer
         self.decoding = decoding or DecodingConfig()
         self.max_source_length = max_source_length
+        self.shortlist = shortlist
         self._search_functions: collections.OrderedDict = collections.OrderedDict()
+        self._searched_eagerly: set = set()  # settings whose first call ran without a graph
         self.truncated = 0  # inputs cut to max_source_length so far
 
     @classmethod
-    def load(cls, run_dir: str | Path, checkpoint: str | Sequence[str] | None = None) -> Translator:
+    def load(
+        cls,
+        run_dir: str | Path,
+        checkpoint: str | Sequence[str] | None = None,
+        compute_dtype: str | None = None,
+        shortlist: str | Path | None = None,
+    ) -> Translator:
         """Loads the best checkpoint of a run directory (or the latest, or given ones).
 
         Args:
             run_dir: the run whose config and tokenizer are used.
             checkpoint: a checkpoint prefix, or several to decode as an ensemble (they may
                 come from other runs with the same model config and tokenizer).
+            compute_dtype: "float32" or "bfloat16" instead of the run's `model.compute_dtype`.
+            shortlist: a file `nmt shortlist` wrote for this run, to search over its candidates.
 
         Raises:
             NmtError: not a run directory, no checkpoint, or a tokenizer/model mismatch.
         """
-        run = load_trained(run_dir, checkpoint)
+        run = load_trained(run_dir, checkpoint, compute_dtype)
         return cls(
             run.models,
             run.tokenizer,
             run.config.decoding,
             max_source_length=run.config.data.max_source_length,
+            shortlist=None
+            if shortlist is None
+            else Shortlist.load(shortlist, run.tokenizer.source_vocab_size),
         )
 
-    def _search_function(self, settings: DecodingConfig):
+    def _search_function(self, settings: DecodingConfig, sentences: int | None = None):
+        """The traced search for these settings; with `sentences` (the call's whole input, one
+        batch) the untraced search on a first call that small (see _EAGER_FIRST_CALL_SENTENCES)."""
         key = dataclasses.astuple(settings)
+        small = sentences is not None and 0 < sentences <= _EAGER_FIRST_CALL_SENTENCES
+        if small and key not in self._search_functions and key not in self._searched_eagerly:
+            self._searched_eagerly.add(key)
+            return lambda source: self.search(source, settings)
         if key in self._search_functions:
             self._search_functions.move_to_end(key)
         else:
@@ -175,8 +202,21 @@ class Translator:
             memories = tile_beam(memories, k)
         # Cast and concatenated once, outside the search loop.
         weights = [model.step_weights() for model in self.models]
+        candidates = None
+        if self.shortlist is not None:
+            # The search sees candidate indices; the models read and the caller gets piece ids.
+            candidates = self.shortlist.candidates(source)
+            weights = [
+                w._replace(
+                    output_kernel=tf.gather(w.output_kernel, candidates, axis=1),
+                    output_bias=tf.gather(w.output_bias, candidates),
+                )
+                for w in weights
+            ]
 
         def step_fn(tokens, states, memories):
+            if candidates is not None:
+                tokens = tf.gather(candidates, tokens)
             return ensemble_step(self.models, tokens, states, memories, weights)
 
         state = tuple(states)
@@ -185,19 +225,23 @@ class Translator:
         if settings.coverage_penalty > 0:
             penalties["source_mask"] = memory.mask[::k]
         if k == 1:
-            return greedy_search(step_fn, state, start, max_lengths, context=memories, **penalties)
-        return beam_search(
-            step_fn,
-            state,
-            start,
-            max_lengths,
-            beam_size=k,
-            n_best=settings.n_best,
-            stopping=settings.stopping,
-            context=memories,
-            live_beam=settings.live_beam,
-            **penalties,
-        )
+            found = greedy_search(step_fn, state, start, max_lengths, context=memories, **penalties)
+        else:
+            found = beam_search(
+                step_fn,
+                state,
+                start,
+                max_lengths,
+                beam_size=k,
+                n_best=settings.n_best,
+                stopping=settings.stopping,
+                context=memories,
+                live_beam=settings.live_beam,
+                **penalties,
+            )
+        if candidates is not None:
+            found = found._replace(tokens=tf.gather(candidates, found.tokens))
+        return found
 
     def _encode(self, sentences: Sequence[str]) -> list[list[int]]:
         encoded = self.tokenizer.encode_source(sentences)
@@ -227,13 +271,14 @@ class Translator:
             **settings: `DecodingConfig` fields overriding the defaults for this call.
         """
         settings = dataclasses.replace(self.decoding, **settings)
-        search = self._search_function(settings)
         results: list[list[Hypothesis]] = [
             [Hypothesis("", 0.0)] * settings.n_best for _ in sentences
         ]
         encoded = self._encode(sentences)
         # Sorting by length puts similar lengths in one batch: little padding, fewer steps.
         order = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
+        one_batch = len(order) if len(order) <= settings.batch_size else None
+        search = self._search_function(settings, sentences=one_batch)
         if progress is not None and len(order) < len(sentences):
             progress(len(sentences) - len(order))
         for start in range(0, len(order), settings.batch_size):

@@ -112,24 +112,30 @@ class Seq2Seq(keras.Model):
         return config
 
 
-def build_model(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
+def build_model(
+    config: ModelConfig, source_vocab_size: int, target_vocab_size: int, initialize: bool = True
+) -> Seq2Seq:
     """Builds the model described by `config` with its weights created.
 
     With `compute_dtype: bfloat16` the layers compute in bfloat16 and keep float32 weights
-    (Keras "mixed_bfloat16"), so checkpoints are the same either way.
+    (Keras "mixed_bfloat16"), so checkpoints are the same either way. `initialize=False` skips
+    `model.param_init`'s second initialization, for a model whose checkpoint replaces every
+    weight at once (it saves a one-sentence `nmt translate` a pass over all the weights).
     """
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(
         "mixed_bfloat16" if config.compute_dtype == "bfloat16" else "float32"
     )
     try:
-        model = _build(config, source_vocab_size, target_vocab_size)
+        model = _build(config, source_vocab_size, target_vocab_size, initialize)
     finally:
         keras.config.set_dtype_policy(previous)
     return model
 
 
-def _build(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
+def _build(
+    config: ModelConfig, source_vocab_size: int, target_vocab_size: int, initialize: bool
+) -> Seq2Seq:
     model = Seq2Seq(
         source_vocab_size,
         target_vocab_size,
@@ -146,7 +152,7 @@ def _build(config: ModelConfig, source_vocab_size: int, target_vocab_size: int) 
         name="seq2seq",
     )
     model.build()
-    if config.param_init > 0:
+    if initialize and config.param_init > 0:
         for weight in model.trainable_weights:
             weight.assign(
                 tf.random.uniform(weight.shape, -config.param_init, config.param_init, weight.dtype)
