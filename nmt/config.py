@@ -191,7 +191,9 @@ class TrainingConfig:
     valid_beam_size: int = _field(1, FREE)  # 1 = greedy, fast enough to run often
     # decode only the first N validation sentences (0: all)
     valid_max_sentences: int = _field(0, FREE)
-    jit_compile: bool = _field(False, FREE)  # XLA-compile the training step
+    # XLA-compile the training step: refused for now, XLA cannot compile the LSTM loops (their
+    # TensorArrays have no fixed size); kept so saved configs that say false still load
+    jit_compile: bool = _field(False, FREE)
     # "none" (one device), "mirrored" (local GPUs, else the logical CPU devices) or
     # "multi_worker" (TF_CONFIG cluster)
     distribution: Literal["none", "mirrored", "multi_worker"] = _field("none", DATA_ORDER)
@@ -233,6 +235,13 @@ class TrainingConfig:
         _require(self.max_minutes >= 0, "training.max_minutes", self.max_minutes, ">= 0")
         _require(0 <= self.seed < 2**31, "training.seed", self.seed, "in [0, 2**31)")
         _require(0 < self.decay_rate <= 1, "training.decay_rate", self.decay_rate, "in (0, 1]")
+        _require(
+            not self.jit_compile,
+            "training.jit_compile",
+            self.jit_compile,
+            "false: XLA cannot compile the LSTM loops yet (their TensorArrays have no fixed size;"
+            " BENCHMARKS.md, sitting G)",
+        )
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ def test_unknown_section_is_rejected():
         ({"model": {"input_feeding": "yes"}}, "model.input_feeding must be true or false"),
         ({"training": {"label_smoothing": 1.5}}, "training.label_smoothing must be in"),
         ({"decoding": {"beam_size": 2, "n_best": 3}}, "decoding.n_best must be between 1 and"),
+        # XLA fails deep inside TensorFlow on the LSTM loops: refused up front instead.
+        ({"training": {"jit_compile": True}}, "training.jit_compile must be false: XLA cannot"),
     ],
 )
 def test_bad_values_name_key_and_value(data, message):
