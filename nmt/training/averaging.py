@@ -70,7 +70,10 @@ def average_checkpoints(
     if not paths:
         raise NmtError(f"{run_dir}: no checkpoint to average")
     step = max(_step_of(path) for path in paths)
-    model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
+    # Every weight is restored from a checkpoint below: no need for param_init's pass over them.
+    model = build_model(
+        config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size, initialize=False
+    )
     optimizer = None
     if config.training.ema_decay > 0:
         optimizer = make_optimizer(config.training)
