@@ -286,12 +286,38 @@ def load_trained(
         checkpoints = [checkpoints]
     models, restored = [], []
     for path in checkpoints:
+        if path is not None:
+            _check_same_tokenizer(run_dir, path)
         model = build_model(
             config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size, initialize=False
         )
         restored.append(restore_weights(model, run_dir, path))
         models.append(model)
     return TrainedModel(config, tokenizer, models, restored)
+
+
+def _check_same_tokenizer(run_dir: str | Path, checkpoint: str | Path) -> None:
+    """Refuses a checkpoint of another run whose tokenizer differs from `run_dir`'s.
+
+    An ensemble may take checkpoints from other runs (other seeds, say). Their weights load
+    into this run's model whenever the vocabulary sizes agree, so a run whose SentencePiece
+    model differs would decode with the wrong piece ids and say nothing; compare the files.
+    """
+    other = Path(checkpoint).parent.parent  # RUN/checkpoints/ckpt-N, RUN/averaged/ckpt-N, ...
+    ours = Path(run_dir) / TOKENIZER
+    theirs = other / TOKENIZER
+    if not theirs.is_dir() or theirs.resolve() == ours.resolve():
+        return
+    names = sorted({p.name for p in ours.glob("*.model")} | {p.name for p in theirs.glob("*.model")})
+    for name in names:
+        a, b = ours / name, theirs / name
+        if not (a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()):
+            raise NmtError(
+                f"{checkpoint} belongs to {other}, whose tokenizer ({theirs}) differs from "
+                f"{run_dir}'s ({name}): its piece ids would not match this run's. Decode "
+                "together only runs trained with the same tokenizer (copy the first run's "
+                "tokenizer/ into the others' run directories before training them)"
+            )
 
 
 def _first_line(error: BaseException) -> str:

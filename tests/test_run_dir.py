@@ -79,3 +79,22 @@ def test_a_missing_checkpoint_is_one_line_naming_those_that_exist(toy_data, tmp_
         f"nmt: error: no checkpoint {missing}; the checkpoints of "
         f"{run.run_dir}: {folder / 'ckpt-200'}, {folder / 'ckpt-100'}"
     ]
+
+
+def test_an_ensemble_refuses_another_runs_checkpoint_with_a_different_tokenizer(
+    toy_data, tmp_path
+):
+    """Same vocabulary size, so the weights would load and decode with the wrong piece ids."""
+    first = make_run_dir(tmp_path / "a", toy_data).run_dir
+    second = make_run_dir(tmp_path / "b", toy_data).run_dir
+    theirs = str(second / "checkpoints" / "ckpt-100")
+    # Runs whose tokenizers are the same files (SentencePiece training is deterministic)
+    # ensemble, each model with its own run's weights.
+    ensemble = Translator.load(first, [str(first / "checkpoints" / "ckpt-200"), theirs])
+    assert len(ensemble.models) == 2
+    shutil.rmtree(second / "tokenizer")
+    half = tmp_path / "half.en"
+    half.write_text("".join(toy_data["train.en"].read_text().splitlines(True)[::2]))
+    train_tokenizer([half], [toy_data["train.de"]], second / "tokenizer", vocab_size=60)
+    with pytest.raises(NmtError, match=f"{theirs} belongs to {second}, whose tokenizer"):
+        Translator.load(first, [str(first / "checkpoints" / "ckpt-200"), theirs])
