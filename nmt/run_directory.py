@@ -308,7 +308,9 @@ def _check_same_tokenizer(run_dir: str | Path, checkpoint: str | Path) -> None:
     theirs = other / TOKENIZER
     if not theirs.is_dir() or theirs.resolve() == ours.resolve():
         return
-    names = sorted({p.name for p in ours.glob("*.model")} | {p.name for p in theirs.glob("*.model")})
+    names = sorted(
+        {p.name for p in ours.glob("*.model")} | {p.name for p in theirs.glob("*.model")}
+    )
     for name in names:
         a, b = ours / name, theirs / name
         if not (a.is_file() and b.is_file() and a.read_bytes() == b.read_bytes()):

@@ -81,9 +81,7 @@ def test_a_missing_checkpoint_is_one_line_naming_those_that_exist(toy_data, tmp_
     ]
 
 
-def test_an_ensemble_refuses_another_runs_checkpoint_with_a_different_tokenizer(
-    toy_data, tmp_path
-):
+def test_an_ensemble_refuses_another_runs_checkpoint_with_a_different_tokenizer(toy_data, tmp_path):
     """Same vocabulary size, so the weights would load and decode with the wrong piece ids."""
     first = make_run_dir(tmp_path / "a", toy_data).run_dir
     second = make_run_dir(tmp_path / "b", toy_data).run_dir
