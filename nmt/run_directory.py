@@ -286,12 +286,11 @@ def load_trained(
         checkpoints = [checkpoints]
     models, restored = [], []
     for path in checkpoints:
-        if path is not None:
-            _check_same_tokenizer(run_dir, path)
         model = build_model(
             config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size, initialize=False
         )
         restored.append(restore_weights(model, run_dir, path))
+        _check_same_tokenizer(run_dir, restored[-1])
         models.append(model)
     return TrainedModel(config, tokenizer, models, restored)
 
