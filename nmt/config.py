@@ -191,9 +191,9 @@ class TrainingConfig:
     valid_beam_size: int = _field(1, FREE)  # 1 = greedy, fast enough to run often
     # decode only the first N validation sentences (0: all)
     valid_max_sentences: int = _field(0, FREE)
-    # XLA-compile the training step: refused. The LSTM loops as they are do not compile; made
-    # to, XLA measured at most 1.11x per step and recompiles for every batch shape (4-7 s each,
-    # BENCHMARKS.md sitting H). Kept so saved configs that say false still load.
+    # XLA-compile the training step: refused. The LSTM loops as written do not compile; changed
+    # so that they do, XLA measured at most 1.11x per step and recompiles for every batch shape
+    # (4-7 s each, BENCHMARKS.md sitting H). Kept so saved configs that say false still load.
     jit_compile: bool = _field(False, FREE)
     # "none" (one device), "mirrored" (local GPUs, else the logical CPU devices) or
     # "multi_worker" (TF_CONFIG cluster)
