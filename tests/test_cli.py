@@ -235,6 +235,20 @@ def test_evaluate_refuses_n_best(tmp_path, capsys):
     assert "unrecognized arguments: --n-best 2" in capsys.readouterr().err
 
 
+def test_evaluate_of_a_translated_file_refuses_search_flags(tmp_path, capsys):
+    """--hyp is already translated: a --beam-size there would change nothing the user sees."""
+    from nmt.cli import main
+
+    hyp = tmp_path / "h.txt"
+    hyp.write_text("Ein Mann fährt Fahrrad.\n")
+    argv = ["evaluate", "--hyp", str(hyp), "--ref", str(hyp), "--lang", "de"]
+    assert main(argv + ["--beam-size", "10", "--compute-dtype", "float32"]) == 1
+    err = capsys.readouterr().err
+    assert "--beam-size, --compute-dtype only apply with --run-dir" in err
+    assert str(hyp) in err
+    assert main(argv) == 0
+
+
 def test_version_names_the_package_version(capsys):
     import nmt
     from nmt.cli import main

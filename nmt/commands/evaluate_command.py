@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from nmt.commands.decoding_flags import add_decoding_flags, decoding_overrides
+from nmt.commands.decoding_flags import add_decoding_flags, decoding_overrides, model_flags_given
 from nmt.errors import NmtError
 
 
@@ -66,6 +66,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.hyp:
             atomic_write_text(args.hyp, "".join(h + "\n" for h in hypotheses))
     elif args.hyp:
+        _refuse_decoding_flags(args)
         hypotheses = list(read_lines(args.hyp))
     else:
         raise NmtError("give --hyp (a translated file) or --run-dir and --source")
@@ -94,6 +95,19 @@ def _evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _refuse_decoding_flags(args: argparse.Namespace) -> None:
+    """--hyp alone scores a file already translated, so a search or model flag would be
+    ignored: refuse it rather than print scores the user thinks it changed."""
+    given = [
+        "--" + name.replace("_", "-") for name in decoding_overrides(args)
+    ] + model_flags_given(args)
+    if given:
+        raise NmtError(
+            f"{', '.join(given)} only apply with --run-dir and --source (they change how the "
+            f"source is translated); --hyp {args.hyp} is already translated"
+        )
 
 
 def _print_scores(results: dict, lang_origin: str) -> None:
