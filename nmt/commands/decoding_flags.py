@@ -94,13 +94,6 @@ def _add_n_best_flags(group) -> None:
     )
 
 
-def model_flags_given(args: argparse.Namespace) -> list[str]:
-    """The flags given that choose or load a model (--checkpoint, --shortlist,
-    --compute-dtype), as typed on the command line."""
-    names = ("checkpoint", "shortlist", "compute_dtype")
-    return ["--" + name.replace("_", "-") for name in names if getattr(args, name, None)]
-
-
 def decoding_overrides(args: argparse.Namespace) -> dict:
     """The search settings given on the command line, for `Translator.translate`'s overrides."""
     names = (

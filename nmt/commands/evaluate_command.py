@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from nmt.commands.decoding_flags import add_decoding_flags, decoding_overrides, model_flags_given
+from nmt.commands.decoding_flags import add_decoding_flags, decoding_overrides
 from nmt.errors import NmtError
 
 
@@ -100,12 +100,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _refuse_decoding_flags(args: argparse.Namespace) -> None:
     """--hyp alone scores a file already translated, so a search or model flag would be
     ignored: refuse it rather than print scores the user thinks it changed."""
-    given = [
-        "--" + name.replace("_", "-") for name in decoding_overrides(args)
-    ] + model_flags_given(args)
+    model_flags = ("checkpoint", "shortlist", "compute_dtype")
+    given = [*decoding_overrides(args), *(name for name in model_flags if getattr(args, name))]
     if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise NmtError(
-            f"{', '.join(given)} only apply with --run-dir and --source (they change how the "
+            f"{flags} only apply with --run-dir and --source (they change how the "
             f"source is translated); --hyp {args.hyp} is already translated"
         )
 
