@@ -82,6 +82,22 @@ def test_serve_help_documents_every_flag():
         assert re.search(help_line, text, flags=re.MULTILINE), f"{flag} has no help line"
 
 
+def test_serve_on_a_taken_port_fails_before_loading_the_model(tmp_path, monkeypatch, capsys):
+    from nmt.cli import main
+    from nmt.decoding.translator import Translator
+
+    def load(*args):
+        raise AssertionError("the model was loaded before the address was claimed")
+
+    monkeypatch.setattr(Translator, "load", load)
+    with listen("127.0.0.1", 0) as taken:
+        port = taken.getsockname()[1]
+        flags = ["--run-dir", str(tmp_path), "--host", "127.0.0.1", "--port", str(port)]
+        status = main(["serve", *flags])
+    assert status == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 # --- request validation ------------------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ def add_parser(
 def _serve(args: argparse.Namespace) -> int:
     from nmt.decoding.translator import Translator
     from nmt.serving.protocol import RequestLimits
-    from nmt.serving.server import ServeOptions, run_name, serve
+    from nmt.serving.server import ServeOptions, listen, run_name, serve
 
     options = ServeOptions(
         limits=RequestLimits(
@@ -50,8 +50,10 @@ def _serve(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
         access_log=args.access_log,
     )
+    # Claim the address first: a port in use fails in a second, not after the model has loaded.
+    sock = listen(args.host, args.port)
     translator = Translator.load(args.run_dir, args.checkpoint)
-    serve(translator, run_name(args.run_dir), args.host, args.port, options)
+    serve(translator, run_name(args.run_dir), sock, options)
     return 0
 
 

@@ -231,22 +231,18 @@ def make_server(app: CountTraffic, options: ServeOptions, on_ready: Callable[[],
     return _Server(config, on_ready)
 
 
-def serve(translator: Any, name: str, host: str, port: int, options: ServeOptions) -> ServeSummary:
-    """Serves `translator` on http://host:port until SIGTERM or Ctrl+C.
+def serve(translator: Any, name: str, sock: socket.socket, options: ServeOptions) -> ServeSummary:
+    """Serves `translator` on `sock` (from `listen`) until SIGTERM or Ctrl+C.
 
     Prints `serving NAME on http://HOST:PORT` once it accepts requests (after one warm-up
     translation, so the first client does not pay for tracing the search).
 
     Returns:
         How many requests were received and answered.
-
-    Raises:
-        NmtError: the address cannot be listened on.
     """
-    sock = listen(host, port)
     translator.translate_nbest(["warm up"], batch_size=options.max_batch_sentences)
     app = create_app(translator, options, name)
-    bound = sock.getsockname()[1]
+    host, bound = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     server = make_server(
         app, options, lambda: print(f"serving {name} on http://{shown}:{bound}", flush=True)
