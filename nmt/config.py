@@ -127,6 +127,9 @@ class ModelConfig:
     attention_layer: Literal["top", "bottom"] = _field("top", SHAPE)
     # on embeddings, between layers and before the output projection
     dropout: float = _field(0.3, FREE)
+    # training only: each source and target-input piece becomes <unk> with this probability
+    # (word dropout); SHAPE because its random state is part of the checkpoint
+    token_dropout: float = _field(0.0, SHAPE)
     # output projection = target embedding transposed
     tie_output_embedding: bool = _field(False, SHAPE)
     # Arithmetic type; weights stay float32. bfloat16 pays off on CPUs with AVX512_BF16/AMX
@@ -154,6 +157,9 @@ class ModelConfig:
             '"top" unless model.decoder_layers >= 2',
         )
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "in [0, 1)")
+        _require(
+            0.0 <= self.token_dropout < 1.0, "model.token_dropout", self.token_dropout, "in [0, 1)"
+        )
         _require(
             not self.tie_output_embedding or self.embedding_size == self.hidden_size,
             "model.tie_output_embedding",

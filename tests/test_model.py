@@ -61,6 +61,26 @@ def test_dropout_only_in_training():
     assert not np.allclose(model(inputs, training=True), model(inputs, training=True))
 
 
+def test_token_dropout_acts_in_training_only_and_keeps_the_default_model_unchanged():
+    model, plain = tiny(dropout=0.0, token_dropout=0.5), tiny(dropout=0.0)
+    inputs = {"source": SOURCE, "target_in": TARGET_IN}
+    # Same weights and random states as without it, so switching it on changes nothing else.
+    assert len(plain.non_trainable_variables) == len(model.non_trainable_variables) - 1
+    np.testing.assert_array_equal(model(inputs), plain(inputs))
+    assert not np.allclose(model(inputs, training=True), plain(inputs, training=True))
+
+
+def test_token_dropout_replaces_pieces_with_unk_but_never_padding_bos_or_eos():
+    model = tiny(token_dropout=0.3)
+    ids = tf.constant(np.random.default_rng(0).integers(0, 24, size=(200, 50)), tf.int32)
+    dropped = model._drop_tokens(ids).numpy()
+    changed = dropped != ids.numpy()
+    assert np.all(dropped[changed] == 1)  # <unk>
+    special = ids.numpy() <= 3  # padding, <unk>, <s>, </s>
+    assert not changed[special].any()
+    assert changed[~special].mean() == pytest.approx(0.3, abs=0.02)
+
+
 def test_keras_save_and_load_give_identical_outputs(tmp_path):
     model = tiny(tie_output_embedding=True, attention="bahdanau")
     inputs = {"source": SOURCE, "target_in": TARGET_IN}

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from nmt.config import load_config
 from nmt.errors import NmtError
+from nmt.model.seq2seq import build_model
 from nmt.training import steps, trainer
 
 # Every test here trains a model.
@@ -244,5 +245,24 @@ def test_resuming_with_weight_averaging_is_exact(toy_data, tmp_path):
     actual = checkpoint_values(str(resumed / "checkpoints" / "ckpt-40"))
     assert actual.keys() == expected.keys()
     assert sum("optimizer/_variables" in key for key in expected) > 20  # the EMA slots too
+    for key, value in expected.items():
+        np.testing.assert_array_equal(actual[key], value, err_msg=key)
+
+
+@pytest.mark.slow
+def test_resuming_with_token_dropout_is_exact(toy_data, tmp_path):
+    """The pieces dropped depend on a random state kept in the checkpoint: a run stopped at
+    step 20 and resumed drops the same pieces and ends with the same weights."""
+    drop = ["model.token_dropout=0.2"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), drop), straight)
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=20), drop), resumed)
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), drop), resumed)
+    expected = checkpoint_values(str(straight / "checkpoints" / "ckpt-40"))
+    actual = checkpoint_values(str(resumed / "checkpoints" / "ckpt-40"))
+    assert actual.keys() == expected.keys()
+    # The random states are saved as `rng/N`: one more than a model without token dropout has.
+    plain = build_model(load_config(write_config(tmp_path, toy_data)).model, 60, 60)
+    assert sum(key.startswith("rng/") for key in expected) == len(plain.non_trainable_variables) + 1
     for key, value in expected.items():
         np.testing.assert_array_equal(actual[key], value, err_msg=key)

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from nmt.config import ModelConfig
+from nmt.constants import EOS_ID, UNK_ID
 from nmt.model.decoder import Decoder, DecoderState, Memory, StepOutput
 from nmt.model.encoder import Encoder
 
@@ -38,6 +39,7 @@ class Seq2Seq(keras.Model):
         dropout: float = 0.3,
         tie_output_embedding: bool = False,
         attention_layer: str = "top",
+        token_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -54,6 +56,7 @@ class Seq2Seq(keras.Model):
             dropout=dropout,
             tie_output_embedding=tie_output_embedding,
             attention_layer=attention_layer,
+            token_dropout=token_dropout,
         )
         self.encoder = Encoder(
             source_vocab_size,
@@ -77,6 +80,11 @@ class Seq2Seq(keras.Model):
             attention_layer=attention_layer,
             name="decoder",
         )
+        # Created only when used, and after the layers above so that their seeds are drawn as
+        # before: a model without it keeps exactly the variables and random states it had.
+        self.token_dropout = token_dropout
+        if token_dropout:
+            self.token_seeds = keras.random.SeedGenerator(name="token_dropout_seeds")
 
     def build(self, input_shape=None):
         self.encoder.build()
@@ -99,8 +107,21 @@ class Seq2Seq(keras.Model):
 
     def call(self, inputs, training=False):
         """Teacher-forced logits [B, T_t, V] for {"source": [B, T_s], "target_in": [B, T_t]}."""
-        memory, state = self.encode(inputs["source"], training=training)
-        return self.decoder(inputs["target_in"], state, memory, training=training)
+        source, target_in = inputs["source"], inputs["target_in"]
+        if training and self.token_dropout:
+            source, target_in = self._drop_tokens(source), self._drop_tokens(target_in)
+        memory, state = self.encode(source, training=training)
+        return self.decoder(target_in, state, memory, training=training)
+
+    def _drop_tokens(self, ids):
+        """Each piece becomes <unk> with probability `token_dropout` (padding, BOS, EOS kept).
+
+        The model must then translate from context where a piece is missing, a regularizer for
+        small corpora (word dropout, Gal and Ghahramani, 2016; Sennrich et al., 2016).
+        """
+        uniform = keras.random.uniform(tf.shape(ids), seed=self.token_seeds)
+        drop = (uniform < self.token_dropout) & (ids > EOS_ID)
+        return tf.where(drop, tf.cast(UNK_ID, ids.dtype), ids)
 
     def get_config(self):
         config = super().get_config()
@@ -149,6 +170,7 @@ def _build(
         dropout=config.dropout,
         tie_output_embedding=config.tie_output_embedding,
         attention_layer=config.attention_layer,
+        token_dropout=config.token_dropout,
         name="seq2seq",
     )
     model.build()
