@@ -232,18 +232,24 @@ def test_weight_averaging_validates_and_keeps_the_average_but_trains_on(toy_data
     assert sum(among(average, weights) for average in averages) < len(averages) // 2
 
 
+def straight_and_resumed(toy_data, tmp_path, overrides):
+    """Step 40's checkpointed tensors of a run that never stopped and of one stopped at step 20
+    and resumed, both with `overrides`; their keys are checked equal."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), overrides), straight)
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=20), overrides), resumed)
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), overrides), resumed)
+    expected = checkpoint_values(str(straight / "checkpoints" / "ckpt-40"))
+    actual = checkpoint_values(str(resumed / "checkpoints" / "ckpt-40"))
+    assert actual.keys() == expected.keys()
+    return expected, actual
+
+
 @pytest.mark.slow
 def test_resuming_with_weight_averaging_is_exact(toy_data, tmp_path):
     """The moving average lives in the optimizer state, so a run stopped at step 20 and
     resumed ends with the same weights and the same average as one that never stopped."""
-    ema = ["training.ema_decay=0.9"]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), ema), straight)
-    trainer.train(load_config(write_config(tmp_path, toy_data, steps=20), ema), resumed)
-    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), ema), resumed)
-    expected = checkpoint_values(str(straight / "checkpoints" / "ckpt-40"))
-    actual = checkpoint_values(str(resumed / "checkpoints" / "ckpt-40"))
-    assert actual.keys() == expected.keys()
+    expected, actual = straight_and_resumed(toy_data, tmp_path, ["training.ema_decay=0.9"])
     assert sum("optimizer/_variables" in key for key in expected) > 20  # the EMA slots too
     for key, value in expected.items():
         np.testing.assert_array_equal(actual[key], value, err_msg=key)
@@ -253,14 +259,7 @@ def test_resuming_with_weight_averaging_is_exact(toy_data, tmp_path):
 def test_resuming_with_token_dropout_is_exact(toy_data, tmp_path):
     """The pieces dropped depend on a random state kept in the checkpoint: a run stopped at
     step 20 and resumed drops the same pieces and ends with the same weights."""
-    drop = ["model.token_dropout=0.2"]
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), drop), straight)
-    trainer.train(load_config(write_config(tmp_path, toy_data, steps=20), drop), resumed)
-    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40), drop), resumed)
-    expected = checkpoint_values(str(straight / "checkpoints" / "ckpt-40"))
-    actual = checkpoint_values(str(resumed / "checkpoints" / "ckpt-40"))
-    assert actual.keys() == expected.keys()
+    expected, actual = straight_and_resumed(toy_data, tmp_path, ["model.token_dropout=0.2"])
     # The random states are saved as `rng/N`: one more than a model without token dropout has.
     plain = build_model(load_config(write_config(tmp_path, toy_data)).model, 60, 60)
     assert sum(key.startswith("rng/") for key in expected) == len(plain.non_trainable_variables) + 1
