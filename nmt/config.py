@@ -130,6 +130,9 @@ class ModelConfig:
     # training only: each source and target-input piece becomes <unk> with this probability
     # (word dropout); SHAPE because its random state is part of the checkpoint
     token_dropout: float = _field(0.0, SHAPE)
+    # training step from which token dropout acts: after the early jump in attention, which
+    # dropping pieces from step 0 delays (recipes/multi30k/README.md)
+    token_dropout_start: int = _field(0, FREE)
     # output projection = target embedding transposed
     tie_output_embedding: bool = _field(False, SHAPE)
     # Arithmetic type; weights stay float32. bfloat16 pays off on CPUs with AVX512_BF16/AMX
@@ -159,6 +162,12 @@ class ModelConfig:
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "in [0, 1)")
         _require(
             0.0 <= self.token_dropout < 1.0, "model.token_dropout", self.token_dropout, "in [0, 1)"
+        )
+        _require(
+            self.token_dropout_start >= 0,
+            "model.token_dropout_start",
+            self.token_dropout_start,
+            ">= 0",
         )
         _require(
             not self.tie_output_embedding or self.embedding_size == self.hidden_size,

@@ -35,6 +35,7 @@ def test_unknown_section_is_rejected():
         ({"model": {"input_feeding": "yes"}}, "model.input_feeding must be true or false"),
         ({"training": {"label_smoothing": 1.5}}, "training.label_smoothing must be in"),
         ({"model": {"token_dropout": 1.0}}, r"model.token_dropout must be in \[0, 1\), got 1.0"),
+        ({"model": {"token_dropout_start": -1}}, "model.token_dropout_start must be >= 0, got -1"),
         ({"decoding": {"beam_size": 2, "n_best": 3}}, "decoding.n_best must be between 1 and"),
         # XLA fails deep inside TensorFlow on the LSTM loops: refused up front instead.
         ({"training": {"jit_compile": True}}, "training.jit_compile must be false: XLA cannot"),

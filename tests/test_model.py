@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nmt.config import ModelConfig
+from nmt.config import ModelConfig, TrainingConfig
 from nmt.model.seq2seq import Seq2Seq, build_model
+from nmt.training.steps import make_optimizer, make_train_step
 
 SOURCE = tf.constant([[5, 6, 7, 8, 0], [4, 9, 0, 0, 0]], tf.int32)
 TARGET_IN = tf.constant([[2, 5, 6, 7], [2, 7, 0, 0]], tf.int32)
@@ -79,6 +80,25 @@ def test_token_dropout_replaces_pieces_with_unk_but_never_padding_bos_or_eos():
     special = ids.numpy() <= 3  # padding, <unk>, <s>, </s>
     assert not changed[special].any()
     assert changed[~special].mean() == pytest.approx(0.3, abs=0.02)
+
+
+def test_token_dropout_starts_at_its_step_in_the_train_step():
+    """Before `token_dropout_start` training follows the run without token dropout exactly."""
+    batch = {"source": SOURCE, "target_in": TARGET_IN, "target_out": TARGET_IN[:, ::-1]}
+
+    def weights_after_each_step(**options):
+        model = tiny(dropout=0.0, **options)
+        optimizer = make_optimizer(TrainingConfig())
+        train_step = make_train_step(model, optimizer, label_smoothing=0.0)
+        for _ in range(3):
+            train_step(batch)
+            yield [v.numpy() for v in model.trainable_variables]
+
+    plain = weights_after_each_step()
+    delayed = weights_after_each_step(token_dropout=0.5, token_dropout_start=2)
+    for step, (expected, actual) in enumerate(zip(plain, delayed, strict=True), start=1):
+        same = all(np.array_equal(a, b) for a, b in zip(expected, actual, strict=True))
+        assert same == (step <= 2), f"after step {step}"
 
 
 def test_keras_save_and_load_give_identical_outputs(tmp_path):

@@ -257,9 +257,11 @@ def test_resuming_with_weight_averaging_is_exact(toy_data, tmp_path):
 
 @pytest.mark.slow
 def test_resuming_with_token_dropout_is_exact(toy_data, tmp_path):
-    """The pieces dropped depend on a random state kept in the checkpoint: a run stopped at
-    step 20 and resumed drops the same pieces and ends with the same weights."""
-    expected, actual = straight_and_resumed(toy_data, tmp_path, ["model.token_dropout=0.2"])
+    """The pieces dropped depend on a random state kept in the checkpoint, and when dropping
+    begins on the restored step count: a run stopped at step 20 and resumed drops the same
+    pieces from step 30 and ends with the same weights."""
+    overrides = ["model.token_dropout=0.2", "model.token_dropout_start=30"]
+    expected, actual = straight_and_resumed(toy_data, tmp_path, overrides)
     # The random states are saved as `rng/N`: one more than a model without token dropout has.
     plain = build_model(load_config(write_config(tmp_path, toy_data)).model, 60, 60)
     assert sum(key.startswith("rng/") for key in expected) == len(plain.non_trainable_variables) + 1

@@ -40,6 +40,7 @@ class Seq2Seq(keras.Model):
         tie_output_embedding: bool = False,
         attention_layer: str = "top",
         token_dropout: float = 0.0,
+        token_dropout_start: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -57,6 +58,7 @@ class Seq2Seq(keras.Model):
             tie_output_embedding=tie_output_embedding,
             attention_layer=attention_layer,
             token_dropout=token_dropout,
+            token_dropout_start=token_dropout_start,
         )
         self.encoder = Encoder(
             source_vocab_size,
@@ -83,6 +85,7 @@ class Seq2Seq(keras.Model):
         # Created only when used, and after the layers above so that their seeds are drawn as
         # before: a model without it keeps exactly the variables and random states it had.
         self.token_dropout = token_dropout
+        self.token_dropout_start = token_dropout_start
         if token_dropout:
             self.token_seeds = keras.random.SeedGenerator(name="token_dropout_seeds")
 
@@ -105,22 +108,30 @@ class Seq2Seq(keras.Model):
         """One inference step: previous tokens [B] -> logits [B, V], new state, attention."""
         return self.decoder.step(tokens, state, memory, training=False, weights=weights)
 
-    def call(self, inputs, training=False):
-        """Teacher-forced logits [B, T_t, V] for {"source": [B, T_s], "target_in": [B, T_t]}."""
+    def call(self, inputs, training=False, step=None):
+        """Teacher-forced logits [B, T_t, V] for {"source": [B, T_s], "target_in": [B, T_t]}.
+
+        `step`, the optimizer's step count, lets token dropout begin at `token_dropout_start`;
+        without it token dropout acts on every training call.
+        """
         source, target_in = inputs["source"], inputs["target_in"]
         if training and self.token_dropout:
-            source, target_in = self._drop_tokens(source), self._drop_tokens(target_in)
+            active = True if step is None else step >= self.token_dropout_start
+            source = self._drop_tokens(source, active)
+            target_in = self._drop_tokens(target_in, active)
         memory, state = self.encode(source, training=training)
         return self.decoder(target_in, state, memory, training=training)
 
-    def _drop_tokens(self, ids):
+    def _drop_tokens(self, ids, active=True):
         """Each piece becomes <unk> with probability `token_dropout` (padding, BOS, EOS kept).
 
         The model must then translate from context where a piece is missing, a regularizer for
-        small corpora (word dropout, Gal and Ghahramani, 2016; Sennrich et al., 2016).
+        small corpora (word dropout, Gal and Ghahramani, 2016; Sennrich et al., 2016). The
+        random draw happens also while inactive (`active` False), so the random state at any
+        step does not depend on when dropping began.
         """
         uniform = keras.random.uniform(tf.shape(ids), seed=self.token_seeds)
-        drop = (uniform < self.token_dropout) & (ids > EOS_ID)
+        drop = (uniform < self.token_dropout) & (ids > EOS_ID) & active
         return tf.where(drop, tf.cast(UNK_ID, ids.dtype), ids)
 
     def get_config(self):
@@ -171,6 +182,7 @@ def _build(
         tie_output_embedding=config.tie_output_embedding,
         attention_layer=config.attention_layer,
         token_dropout=config.token_dropout,
+        token_dropout_start=config.token_dropout_start,
         name="seq2seq",
     )
     model.build()

@@ -58,7 +58,7 @@ def make_train_step(
     def replica_step(batch):
         context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
-            logits = model(batch, training=True)
+            logits = model(batch, training=True, step=optimizer.iterations)
             loss_sum, tokens = masked_cross_entropy(batch["target_out"], logits, label_smoothing)
             tokens = context.all_reduce("sum", tokens)
             loss = loss_sum / tokens
