@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from nmt.model.rnn import ResidualLSTMStack, run_lstm
 
@@ -64,3 +65,20 @@ def test_run_lstm_equals_keras_lstm_on_padded_batches(reverse):
     for row, length in enumerate(lengths):
         np.testing.assert_allclose(outputs[row, :length], expected[row, :length], atol=1e-5)
         np.testing.assert_array_equal(outputs[row, length:], 0.0)
+
+
+def test_run_lstm_has_the_gradients_of_keras_lstm():
+    """Training through the hoisted loop updates the weights as keras.layers.LSTM would."""
+    keras.utils.set_random_seed(4)
+    rng = np.random.default_rng(4)
+    lstm = keras.layers.LSTM(6, return_sequences=True)
+    x = tf.constant(rng.normal(size=(3, 5, 4)), tf.float32)
+    probe = tf.constant(rng.normal(size=(3, 5, 6)), tf.float32)  # a loss that weighs every output
+    lstm.build(x.shape)
+    with tf.GradientTape(persistent=True) as tape:
+        expected = tf.reduce_sum(lstm(x) * probe)
+        actual = tf.reduce_sum(run_lstm(lstm, x)[0] * probe)
+    for weight in lstm.trainable_variables:
+        np.testing.assert_allclose(
+            tape.gradient(actual, weight), tape.gradient(expected, weight), atol=1e-5
+        )

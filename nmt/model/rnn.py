@@ -59,8 +59,16 @@ class LayerWeights(NamedTuple):
         )
 
     def project(self, x_pre):
-        """The part of the pre-activations known before the loop: [..., D_pre] -> [..., 4H]."""
-        return tf.matmul(x_pre, self.pre_kernel) + self.bias
+        """The part of the pre-activations known before the loop: [..., D_pre] -> [..., 4H].
+
+        A sequence [B, T, D_pre] is flattened to one [B*T, D_pre] matmul: multiplied as a
+        batch, its kernel gradient would build a [B, D_pre, 4H] tensor and sum it over B.
+        """
+        if len(x_pre.shape) == 2:
+            return tf.matmul(x_pre, self.pre_kernel) + self.bias
+        flat = tf.reshape(x_pre, [-1, tf.shape(x_pre)[-1]])  # [B*T, D_pre]
+        z = tf.matmul(flat, self.pre_kernel) + self.bias  # [B*T, 4H]
+        return tf.reshape(z, tf.concat([tf.shape(x_pre)[:-1], tf.shape(z)[-1:]], 0))
 
     def step(self, x_loop, state: LSTMState, projected=None) -> LSTMState:
         """One time step; `projected` is `project(x_pre)` for this step (None: bias only)."""
