@@ -10,6 +10,7 @@ Shapes: B batch, T_q query time, T_s source time, H hidden.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 SCORES = ("dot", "general", "bahdanau")
@@ -72,7 +73,8 @@ class Attention(keras.layers.Layer):
             q = self.query_projection(query)[:, :, None, :]  # [B, T_q, 1, H]
             scores = ops.squeeze(self.energy(ops.tanh(q + keys[:, None, :, :])), -1)
         else:
-            scores = ops.matmul(query, ops.transpose(keys, (0, 2, 1)))  # [B, T_q, T_s]
+            # transpose_b: no transposed copy of the keys per decoder step, nor in the gradient
+            scores = tf.matmul(query, keys, transpose_b=True)  # [B, T_q, T_s]
         scores = ops.where(mask[:, None, :], scores, _MASKED)
         weights = ops.softmax(scores, axis=-1)
         return ops.matmul(weights, values), weights
