@@ -245,7 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--set", action="append", default=[], help="config override, as nmt train")
     _add_size_flag(p)
-    p.add_argument("--steps", type=int, default=500, help="steps timed (default: %(default)s)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=500,
+        help="steps in all, the warm-up included (default: %(default)s)",
+    )
     p.add_argument(
         "--warmup", type=int, default=100, help="untimed steps first (default: %(default)s)"
     )
