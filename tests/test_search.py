@@ -87,6 +87,45 @@ def test_max_length_forces_the_end():
         assert list(result.lengths.numpy()[:, 0]) == [2, 4]
 
 
+def reference_greedy(log_table: np.ndarray, limit: int) -> tuple[list[int], float]:
+    """Greedy search written out: the likeliest next token, EOS forced at the length limit."""
+    tokens, total, previous = [], 0.0, BOS_ID
+    for t in range(limit):
+        row = log_table[previous]
+        token = EOS_ID if t >= limit - 1 else int(np.argmax(row))
+        total += float(row[token])
+        if token == EOS_ID:
+            return tokens, total
+        tokens.append(token)
+        previous = token
+    raise AssertionError("the limit forces EOS")
+
+
+def test_greedy_search_equals_greedy_written_out():
+    # Random tables: some sentences end by themselves, others at their limit, where the
+    # search must substitute EOS and charge its log-probability.
+    rng = np.random.default_rng(7)
+    table = rng.dirichlet(np.full(20, 0.3), size=20)
+    table[5::4, EOS_ID] = 2.0  # EOS is the likeliest token after 5, 9, 13 and 17
+    table /= table.sum(axis=1, keepdims=True)
+    log_table = np.log(table).astype(np.float32)
+    limits = np.array([1, 2, 3, 5, 8, 13], np.int32)
+    result = greedy_search(
+        table_step_fn(table),
+        tf.zeros([len(limits), 1]),
+        tf.fill([len(limits)], BOS_ID),
+        tf.constant(limits),
+    )
+    ended_by_limit = 0
+    for row, limit in enumerate(limits):
+        tokens, log_prob = reference_greedy(log_table, int(limit))
+        length = int(result.lengths[row, 0])
+        assert list(result.tokens.numpy()[row, 0, :length]) == tokens
+        assert float(result.log_probs[row, 0]) == pytest.approx(log_prob, abs=1e-4)
+        ended_by_limit += len(tokens) == limit - 1
+    assert 0 < ended_by_limit < len(limits)
+
+
 def test_length_penalty_known_values():
     # Wu et al. 2016: lp(Y) = ((5 + |Y|) / 6) ** alpha.
     assert float(length_penalty(tf.constant(1), 0.6)) == pytest.approx(1.0)
