@@ -156,7 +156,8 @@ def greedy_search(
     def body(t, index, limits, tokens, state, context, coverage, log_prob, out):
         log_probs, state, attention = step_fn(tokens, state, context)
         # At its length limit a sentence must end: EOS replaces its pick, costing EOS's
-        # log-probability. Done on the [B] picks, not on [B, V] rows (9% of a greedy pass).
+        # log-probability. Done on the [B] picks: masking the [B, V] rows cost two passes
+        # over them per step (BENCHMARKS.md, sitting K: 1.03-1.08x greedy, same output).
         best = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         tokens = tf.where(t >= limits - 1, EOS_ID, best)
         log_prob += tf.gather(log_probs, tokens, batch_dims=1)
