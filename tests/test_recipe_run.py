@@ -1,5 +1,6 @@
-"""recipes/multi30k/run.sh stops with its steps: Ctrl-C or `kill` reaches `nmt train`, which
-saves a checkpoint and says how to resume, and no step is left running on its own.
+"""recipes/multi30k/run.sh: its seeds train side by side on one tokenizer and are decoded as an
+ensemble, and it stops with its steps: Ctrl-C or `kill` reaches every `nmt train`, which saves a
+checkpoint and says how to resume, and no step is left running on its own.
 
 The data step is replaced by a stand-in (`python` on PATH skips prepare.py, which needs the
 Multi30k files); `nmt train` is the real one, on the toy corpus with a tiny model via --set.
@@ -7,7 +8,10 @@ Multi30k files); `nmt train` is the real one, on the toy corpus with a tiny mode
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+_STEP = re.compile(r"^\S+ step +\d", re.MULTILINE)  # a logged training step in train.log
 RUN_SH = Path(__file__).resolve().parents[1] / "recipes" / "multi30k" / "run.sh"
 
 
@@ -63,14 +68,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _train_process(script_pid: int) -> int:
-    """The `nmt train` child of run.sh (a `tee` beside it, as run.sh once had, is not it)."""
-    (train,) = [
+def _train_processes(script_pid: int) -> list[int]:
+    """The `nmt train` children of run.sh (a `tee` beside one, as run.sh once had, is not one)."""
+    return [
         pid
         for pid in _children(script_pid)
         if b"train" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     ]
-    return train
 
 
 def _running(pid: int) -> bool:
@@ -102,28 +106,78 @@ def test_stopping_the_recipe_stops_training_with_a_checkpoint(toy_data, tmp_path
         )
     try:
         deadline = time.monotonic() + 300
-        while "\nstep " not in stdout.read_text():  # training is under way
+        logs = [tmp_path / "run" / f"seed-{seed}" / "train.log" for seed in (1234, 1235)]
+        while not all(log.is_file() and _STEP.search(log.read_text()) for log in logs):
             if script.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(
                     f"no training step logged (exit {script.poll()}):\n{stderr.read_text()}"
                 )
             time.sleep(0.2)
-        train = _train_process(script.pid)
+        trains = _train_processes(script.pid)
         if how == "kill":
             script.send_signal(signal.SIGTERM)
         else:
             os.killpg(script.pid, signal.SIGINT)
         ended = script.wait(timeout=120)
         time.sleep(1)  # a step that outlives run.sh would still be running now
-        orphaned = _running(train)
+        orphaned = [pid for pid in trains if _running(pid)]
     finally:
         try:
             os.killpg(script.pid, signal.SIGKILL)  # whatever is left of the group, orphans too
         except ProcessLookupError:
             pass
+    assert len(trains) == 2, "run.sh trains its two default seeds side by side"
     assert not orphaned, "nmt train was left running after run.sh ended"
     assert ended == status, stderr.read_text()
     message = stderr.read_text()
-    assert "nmt: training interrupted at step " in message
+    assert message.count("nmt: training interrupted at step ") == 2
     assert "Run the same command again to resume." in message
-    assert list((tmp_path / "run" / "checkpoints").glob("ckpt-*.index"))
+    for seed in (1234, 1235):
+        assert list((tmp_path / "run" / f"seed-{seed}" / "checkpoints").glob("ckpt-*.index"))
+
+
+@pytest.mark.slow
+def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
+    """The whole recipe on the toy corpus: two seeds on one tokenizer, one line out per line in."""
+    recipe = tmp_path / "recipe"  # a copy, so that its data/ can hold the toy corpus
+    recipe.mkdir()
+    for name in ("run.sh", "tokenizer.py", "results.py", "en-de.yaml"):
+        shutil.copy(RUN_SH.parent / name, recipe / name)
+    (recipe / "data").mkdir()
+    for ours, theirs in (("train", "train"), ("valid", "val"), ("test", "test_2016_flickr")):
+        for lang in ("en", "de"):
+            text = toy_data[f"{ours}.{lang}"].read_bytes()
+            (recipe / "data" / f"{theirs}.{lang}.gz").write_bytes(gzip.compress(text))
+    _stand_ins(tmp_path / "bin")
+    env = dict(
+        os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", RUN_DIR="run", SEEDS="7 8"
+    )
+    settings = _tiny_overrides(toy_data)
+    overrides = []  # the recipe's own data paths (the toy corpus now), the tiny model, 30 steps
+    for flag, setting in zip(settings[::2], settings[1::2]):
+        if not setting.startswith(
+            ("data.train", "data.valid", "training.max_steps", "training.ch")
+        ):
+            overrides += [flag, setting]
+    overrides += ["--set", "training.max_steps=30", "--set", "training.checkpoint_every=10"]
+    overrides += ["--set", "decoding.batch_size=50"]
+    result = subprocess.run(
+        ["bash", str(recipe / "run.sh"), "en-de", *overrides],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    tokenizers = [run / "tokenizer", run / "seed-7" / "tokenizer", run / "seed-8" / "tokenizer"]
+    models = [sorted(p.read_bytes() for p in t.glob("*.model")) for t in tokenizers]
+    assert models[0] and models[0] == models[1] == models[2]
+    decoded = (run / "decoded_checkpoints.txt").read_text().split()
+    assert [Path(c).parent.parent.name for c in decoded] == ["seed-7", "seed-8"]
+    for ours, theirs in (("valid", "val"), ("test", "test_2016_flickr")):
+        lines_in = toy_data[f"{ours}.en"].read_text().splitlines()
+        assert len((run / f"{theirs}.de").read_text().splitlines()) == len(lines_in)
+    results = (run / "results.md").read_text()
+    assert "(an ensemble)" in results and "seed-8: stopped at step 30 (max_steps)" in results

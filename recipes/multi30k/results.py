@@ -14,36 +14,30 @@ import yaml
 
 def main(run_dir: str) -> int:
     run = Path(run_dir)
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    log = (run / "train.log").read_text() if (run / "train.log").is_file() else ""
-    speeds = [float(s.replace(",", "")) for s in re.findall(r"\| ([\d,]+) tgt tok/s", log)]
-    params = re.findall(r"model: ([\d,]+) parameters", log)
-    stops = re.findall(r"stopped at step (\d+) \((\w+)\)", log)
-    clocks = re.findall(r"tgt tok/s \| (\d+:\d\d:\d\d)", log)
+    members = sorted(path.parent for path in run.glob("seed-*/config.yaml"))
+    if not members:
+        print(
+            f"results.py: {run} holds no seed-N/config.yaml: no model trained there",
+            file=sys.stderr,
+        )
+        return 1
+    config = yaml.safe_load((members[0] / "config.yaml").read_text())
     wall = (run / "train_wall_seconds.txt").read_text().strip()
-    decoded = run / "decoded_checkpoint.txt"
+    decoded = run / "decoded_checkpoints.txt"
     decoding = config["decoding"]
     print(f"# Results for {run}\n")
-    if clocks:
-        print(
-            f"- training clock: {clocks[-1]} at the last logged step (`nmt train`'s own clock:"
-            " validation and checkpoints included, carried over resumes)"
-        )
     print(
-        f"- training wall time: {int(wall) / 60:.1f} min (this run directory's last `nmt train`"
-        " call, start-up, validation and checkpoints included)"
+        f"- training wall time: {int(wall) / 60:.1f} min (the seeds side by side, from the first"
+        " `nmt train` start to the last one's end: start-up, validation and checkpoints included)"
     )
+    for member in members:
+        print(f"- {member.name}: {_training_summary(member)}")
     if decoded.is_file():
-        print(f"- decoded with: `{decoded.read_text().strip()}`")
-    if stops:
-        print(f"- stopped at step {stops[-1][0]} ({stops[-1][1]})")
-    if speeds:
+        checkpoints = decoded.read_text().split()
         print(
-            f"- training throughput: median {statistics.median(speeds[1:] or speeds):,.0f} "
-            "target tokens/s over the logged windows (first window excluded)"
+            f"- decoded with: {', '.join(f'`{c}`' for c in checkpoints)}"
+            + (" (an ensemble)" if len(checkpoints) > 1 else "")
         )
-    if params:
-        print(f"- parameters: {params[-1]}")
     print(
         f"- search: beam {decoding['beam_size']}, length penalty {decoding['length_penalty']}, "
         f"coverage penalty {decoding['coverage_penalty']}\n"
@@ -67,6 +61,26 @@ def main(run_dir: str) -> int:
     for name, signature in signatures.items():
         print(f"- {name}: `{signature}`")
     return 0
+
+
+def _training_summary(member: Path) -> str:
+    """One seed's training, as its train.log tells it: steps, clock, throughput, size."""
+    log = (member / "train.log").read_text() if (member / "train.log").is_file() else ""
+    speeds = [float(s.replace(",", "")) for s in re.findall(r"\| ([\d,]+) tgt tok/s", log)]
+    params = re.findall(r"model: ([\d,]+) parameters", log)
+    stops = re.findall(r"stopped at step (\d+) \((\w+)\)", log)
+    clocks = re.findall(r"tgt tok/s \| (\d+:\d\d:\d\d)", log)
+    parts = []
+    if stops:
+        parts.append(f"stopped at step {stops[-1][0]} ({stops[-1][1]})")
+    if clocks:
+        parts.append(f"training clock {clocks[-1]} at the last logged step")
+    if speeds:
+        median = statistics.median(speeds[1:] or speeds)
+        parts.append(f"median {median:,.0f} target tokens/s (first window excluded)")
+    if params:
+        parts.append(f"{params[-1]} parameters")
+    return "; ".join(parts) or "no training logged"
 
 
 if __name__ == "__main__":

@@ -1,36 +1,55 @@
 #!/usr/bin/env bash
-# Multi30k task 1 end to end: verified data -> tokenizer + model training -> the average of the
-# last 3 checkpoints -> beam search on val and test_2016_flickr -> sacreBLEU -> results.md in the
-# run directory.
+# Multi30k task 1 end to end: verified data -> one tokenizer -> a model per seed, the seeds trained
+# side by side -> the average of each model's last 3 checkpoints -> beam search with the models
+# as an ensemble on val and test_2016_flickr -> sacreBLEU -> results.md in the run directory.
 #
 #   recipes/multi30k/run.sh en-de [DATA_DIR] [--set section.key=value ...]
 #
 # PAIR is en-de, de-en, en-fr, fr-en, en-cs or cs-en. DATA_DIR holds the official .gz files (omit it to
 # download them). RUN_DIR (default runs/multi30k-PAIR) may already hold a run: training resumes.
+# SEEDS (default "1234 1235") names the models: each trains in RUN_DIR/seed-N with the machine's
+# cores shared out among them (SEEDS=1234 trains one model on all of them).
 set -euo pipefail
 
 # Each step runs in the background while this script waits, so that Ctrl-C or `kill` of this
-# script stops the step too instead of leaving it running alone: the step gets SIGTERM, on which
+# script stops the steps too instead of leaving them running alone: each gets SIGTERM, on which
 # `nmt train` saves a checkpoint and prints how to resume, and the script exits 130 (Ctrl-C) or
 # 143 (SIGTERM). TERM for both: bash starts background steps with SIGINT ignored, and Ctrl-C on a
 # terminal reaches them directly as well, so a forwarded SIGINT would either be lost or come twice.
-child=0
+children=()
 stopped=0
 stop() {
   stopped=$1
-  if (( child )); then kill -TERM "$child" 2>/dev/null || true; else exit "$stopped"; fi
+  if (( ${#children[@]} )); then kill -TERM "${children[@]}" 2>/dev/null || true; else exit "$stopped"; fi
 }
 trap 'stop 130' INT
 trap 'stop 143' TERM
-run_step() {
+start_step() {
   "$@" &
-  child=$!
-  local status=0
-  # `wait` returns early when a trapped signal arrives; wait again until the step has ended.
-  while wait "$child" || status=$?; kill -0 "$child" 2>/dev/null; do status=0; done
-  child=0
+  children+=($!)
+}
+# Waits for every started step; the first to fail stops the others, and its status is the script's.
+wait_steps() {
+  local status=0 code pid alive
+  while :; do
+    alive=0
+    for pid in "${children[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    (( alive )) || break
+    code=0
+    # `wait -n` returns early when a trapped signal arrives; the loop waits again.
+    wait -n || code=$?
+    if (( code && !stopped && !status )); then
+      status=$code
+      kill -TERM "${children[@]}" 2>/dev/null || true
+    fi
+  done
+  children=()
   if (( stopped )); then exit "$stopped"; fi
   if (( status )); then exit "$status"; fi
+}
+run_step() {
+  start_step "$@"
+  wait_steps
 }
 
 pair=${1:?usage: run.sh PAIR [DATA_DIR] [--set ...]}
@@ -42,28 +61,63 @@ tgt=${pair#*-}
 here=$(cd "$(dirname "$0")" && pwd)
 run_dir=${RUN_DIR:-runs/multi30k-$pair}
 mkdir -p "$run_dir"
+if [[ -d $run_dir/checkpoints ]]; then
+  echo "run.sh: $run_dir holds a run of the one-model recipe (its checkpoints/ is at the top);" \
+    "this recipe trains RUN_DIR/seed-N for each of SEEDS: give another RUN_DIR" >&2
+  exit 2
+fi
+
+read -ra seeds <<< "${SEEDS:-1234 1235}"
+(( ${#seeds[@]} )) || { echo "run.sh: SEEDS is empty; give at least one seed, e.g. SEEDS=1234" >&2; exit 2; }
+cores=$(nproc 2>/dev/null || echo 1)
+threads=$(( cores / ${#seeds[@]} > 0 ? cores / ${#seeds[@]} : 1 ))
+members=()
+for seed in "${seeds[@]}"; do members+=("$run_dir/seed-$seed"); done
 
 run_step python "$here/prepare.py" ${data_dir:+--data-dir "$data_dir"} --languages "$src,$tgt"
+# One tokenizer for every seed: an ensemble's models must agree on piece ids.
+run_step python "$here/tokenizer.py" "$here/$pair.yaml" "$run_dir" "$@"
+for member in "${members[@]}"; do
+  if [[ ! -d $member/tokenizer ]]; then
+    mkdir -p "$member"
+    rm -rf "$member/.tokenizer.tmp"
+    cp -r "$run_dir/tokenizer" "$member/.tokenizer.tmp"
+    mv "$member/.tokenizer.tmp" "$member/tokenizer"
+  fi
+done
+
+# The seeds train at the same time, each on its share of the cores: on 2 cores, two one-thread
+# runs make 1.41x the steps of one two-thread run (README.md). nmt train keeps its own
+# timestamped log, RUN_DIR/seed-N/train.log; the first seed's progress is printed here.
 start=$(date +%s)
-# nmt train keeps its own timestamped log, $run_dir/train.log.
-run_step nmt train --config "$here/$pair.yaml" --run-dir "$run_dir" "$@"
+for i in "${!seeds[@]}"; do
+  command=(nmt --threads "$threads" train --config "$here/$pair.yaml" --run-dir "${members[i]}" "$@"
+    --set "training.seed=${seeds[i]}")
+  if (( i == 0 )); then start_step "${command[@]}"; else start_step "${command[@]}" > /dev/null; fi
+done
+wait_steps
 echo "$(( $(date +%s) - start ))" > "$run_dir/.train_wall_seconds.tmp"
 mv "$run_dir/.train_wall_seconds.tmp" "$run_dir/train_wall_seconds.txt"
 
-# Decode with the mean of the last 3 checkpoints' weights: +0.95 BLEU on en-de test over the
-# best checkpoint (paired bootstrap p = 0.002, README.md). With training.ema_decay, nmt average
+# Decode with the mean of each model's last 3 checkpoints' weights: +0.95 BLEU on en-de test over
+# the best checkpoint (paired bootstrap p = 0.002, README.md). With training.ema_decay, nmt average
 # takes the mean of their moving averages instead, and says which it averaged.
-run_step nmt average --run-dir "$run_dir" --last 3 > "$run_dir/.average.txt.tmp"
-mv "$run_dir/.average.txt.tmp" "$run_dir/average.txt"
-cat "$run_dir/average.txt"
-averaged=$(sed -n 's/^averaged checkpoint: //p' "$run_dir/average.txt")
-echo "$averaged" > "$run_dir/.decoded_checkpoint.txt.tmp"
-mv "$run_dir/.decoded_checkpoint.txt.tmp" "$run_dir/decoded_checkpoint.txt"
+averaged=()
+checkpoints=()
+for member in "${members[@]}"; do
+  run_step nmt average --run-dir "$member" --last 3 > "$member/.average.txt.tmp"
+  mv "$member/.average.txt.tmp" "$member/average.txt"
+  cat "$member/average.txt"
+  averaged+=("$(sed -n 's/^averaged checkpoint: //p' "$member/average.txt")")
+  checkpoints+=(--checkpoint "${averaged[-1]}")
+done
+printf '%s\n' "${averaged[@]}" > "$run_dir/.decoded_checkpoints.txt.tmp"
+mv "$run_dir/.decoded_checkpoints.txt.tmp" "$run_dir/decoded_checkpoints.txt"
 
 # Results are written under a temporary name and renamed, so a kill never leaves half a file.
 for split in val test_2016_flickr; do
   start=$(date +%s)
-  run_step nmt evaluate --run-dir "$run_dir" --checkpoint "$averaged" --source "$here/data/$split.$src.gz" \
+  run_step nmt evaluate --run-dir "${members[0]}" "${checkpoints[@]}" --source "$here/data/$split.$src.gz" \
     --ref "$here/data/$split.$tgt.gz" --hyp "$run_dir/$split.$tgt" --lang "$tgt" --json \
     > "$run_dir/.$split.scores.json.tmp"
   mv "$run_dir/.$split.scores.json.tmp" "$run_dir/$split.scores.json"
