@@ -271,6 +271,9 @@ class DecodingConfig:
     max_length_ratio: float = 2.0  # output at most ratio * source length + offset tokens
     max_length_offset: int = 10
     batch_size: int = 32  # sentences per decoding batch
+    # Batches searched side by side: one search is a chain of small ops that leaves cores idle.
+    # The outputs are the same for any value.
+    concurrent_batches: int = 2
     n_best: int = 1
     # When a sentence's beam search ends: "exact" once no live beam could still win, even at
     # the length limit; "heuristic" once none wins with its score now (OpenNMT-py's default).
@@ -300,6 +303,12 @@ class DecodingConfig:
             "positive",
         )
         _require(self.batch_size > 0, "decoding.batch_size", self.batch_size, "positive")
+        _require(
+            self.concurrent_batches > 0,
+            "decoding.concurrent_batches",
+            self.concurrent_batches,
+            "positive",
+        )
         _require(
             self.max_length_offset >= 0,
             "decoding.max_length_offset",

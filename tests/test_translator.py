@@ -92,6 +92,16 @@ def test_a_first_small_call_skips_tracing_and_translates_as_the_traced_search(tr
             np.testing.assert_allclose([h.score for h in one], [h.score for h in other], atol=1e-5)
 
 
+@pytest.mark.parametrize("beam", [1, 3])
+def test_batches_searched_side_by_side_translate_as_one_at_a_time(translator, toy_data, beam):
+    lines = toy_data["test.en"].read_text().splitlines()[:60]
+    one = translator.translate_nbest(lines, beam_size=beam, batch_size=7, concurrent_batches=1)
+    side = translator.translate_nbest(lines, beam_size=beam, batch_size=7, concurrent_batches=3)
+    assert [[h.text for h in n] for n in side] == [[h.text for h in n] for n in one]
+    for ours, theirs in zip(side, one, strict=True):
+        assert [h.score for h in ours] == [h.score for h in theirs]  # bit for bit
+
+
 def test_nbest_lists_are_sorted(translator):
     nbest = translator.translate_nbest(["five thousand", "ninety"], beam_size=4, n_best=3)
     for hypotheses in nbest:

@@ -165,6 +165,8 @@ def bench_decode(args: argparse.Namespace) -> dict:
         settings["stopping"] = args.stopping
     if args.live_beam:
         settings["live_beam"] = args.live_beam
+    if args.concurrent_batches:
+        settings["concurrent_batches"] = args.concurrent_batches
     passes = []
     for _ in range(args.repeats):
         started = time.perf_counter()
@@ -183,6 +185,7 @@ def bench_decode(args: argparse.Namespace) -> dict:
         "checkpoint": args.checkpoint,
         "beam_size": args.beam_size,
         "batch_size": args.batch_size,
+        "concurrent_batches": args.concurrent_batches or translator.decoding.concurrent_batches,
         "stopping": args.stopping or translator.decoding.stopping,
         "live_beam": args.live_beam or translator.decoding.live_beam,
         "compute_dtype": translator.model.compute_dtype,
@@ -260,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", required=True, help="text file to translate (.gz allowed)")
     p.add_argument("--beam-size", type=int, default=5, help="1: greedy (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default: 32)")
+    p.add_argument(
+        "--concurrent-batches",
+        type=int,
+        help="batches searched side by side (default: the run's decoding config)",
+    )
     p.add_argument(
         "--repeats",
         type=int,

@@ -31,6 +31,12 @@ def add_decoding_flags(parser: argparse.ArgumentParser, n_best: bool = True) -> 
         _add_n_best_flags(group)
     group.add_argument("--batch-size", type=int, help="sentences per search batch")
     group.add_argument(
+        "--concurrent-batches",
+        type=int,
+        help="batches searched side by side, to keep every core busy (1: one at a time; the"
+        " translations are the same either way)",
+    )
+    group.add_argument(
         "--stopping",
         choices=("exact", "heuristic"),
         help="end a sentence's beam search once no live beam could still win ('exact'), or once"
@@ -102,6 +108,7 @@ def decoding_overrides(args: argparse.Namespace) -> dict:
         "coverage_penalty",
         "n_best",
         "batch_size",
+        "concurrent_batches",
         "max_length_ratio",
         "max_length_offset",
         "stopping",

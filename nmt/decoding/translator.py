@@ -17,6 +17,7 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -97,6 +98,21 @@ def ensemble_step(models: Sequence[Seq2Seq], tokens, states, memories, weights):
     return log_probs[0], tuple(out.state for out in outs), attention[0]
 
 
+def _search_all(batches: list, search_batch: Callable, concurrent: int) -> Iterator:
+    """search_batch(batch) for every batch, in order, `concurrent` at a time.
+
+    One search is a chain of small dependent ops that keeps about one core busy (52-58% of two
+    cores idle in a profile of the recipe model, BENCHMARKS.md sitting K), so batches searched
+    side by side fill the others. The first batch runs alone: it traces the graph.
+    """
+    if concurrent == 1 or len(batches) < 2:
+        yield from map(search_batch, batches)
+        return
+    yield search_batch(batches[0])
+    with ThreadPoolExecutor(concurrent, "nmt-search") as pool:
+        yield from pool.map(search_batch, batches[1:])
+
+
 class Translator:
     """A model (or an ensemble of models), its tokenizer and decoding settings.
 
@@ -169,7 +185,8 @@ class Translator:
     def _search_function(self, settings: DecodingConfig, sentences: int | None = None):
         """The traced search for these settings; with `sentences` (the call's whole input, one
         batch) the untraced search on a first call that small (see _EAGER_FIRST_CALL_SENTENCES)."""
-        key = dataclasses.astuple(settings)
+        # Batches searched side by side share one graph.
+        key = dataclasses.astuple(dataclasses.replace(settings, concurrent_batches=1))
         small = sentences is not None and 0 < sentences <= _EAGER_FIRST_CALL_SENTENCES
         if small and key not in self._search_functions and key not in self._searched_eagerly:
             self._searched_eagerly.add(key)
@@ -281,14 +298,20 @@ class Translator:
         search = self._search_function(settings, sentences=one_batch)
         if progress is not None and len(order) < len(sentences):
             progress(len(sentences) - len(order))
-        for start in range(0, len(order), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
+        batches = [
+            order[start : start + settings.batch_size]
+            for start in range(0, len(order), settings.batch_size)
+        ]
+
+        def search_batch(batch: list[int]) -> tuple[list[int], list[np.ndarray]]:
             width = max(len(encoded[i]) for i in batch)
             source = np.full((len(batch), width), PAD_ID, np.int32)
             for row, i in enumerate(batch):
                 source[row, : len(encoded[i])] = encoded[i]
-            found = search(tf.constant(source))
-            tokens, lengths, scores, log_probs = (x.numpy() for x in found)
+            return batch, [x.numpy() for x in search(tf.constant(source))]
+
+        searched = _search_all(batches, search_batch, settings.concurrent_batches)
+        for batch, (tokens, lengths, scores, log_probs) in searched:
             for row, i in enumerate(batch):
                 texts = self.tokenizer.decode_target(
                     [tokens[row, n, : lengths[row, n]] for n in range(settings.n_best)]
