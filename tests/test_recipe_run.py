@@ -181,3 +181,41 @@ def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
         assert len((run / f"{theirs}.de").read_text().splitlines()) == len(lines_in)
     results = (run / "results.md").read_text()
     assert "(an ensemble)" in results and "seed-8: stopped at step 30 (max_steps)" in results
+
+
+def test_a_seed_that_fails_fails_the_recipe_even_when_the_other_ends_with_it(tmp_path):
+    """Two seeds end at the same moment, one failing: the script exits with its status and
+    averages nothing (bash may reap both before it looks, and must not lose the failure)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(  # no data step; the tokenizer step makes an empty folder
+        '#!/bin/sh\ncase "$1" in */tokenizer.py) mkdir -p "$3/tokenizer";; esac\nexit 0\n'
+    )
+    (bin_dir / "nmt").write_text(
+        '#!/bin/sh\necho "$*" >> calls.txt\ncase "$*" in *training.seed=8*) exit 3;; esac\nexit 0\n'
+    )
+    for name in ("nmt", "python"):
+        (bin_dir / name).chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", RUN_DIR="run", SEEDS="7 8")
+    for _ in range(3):
+        shutil.rmtree(tmp_path / "run", ignore_errors=True)
+        (tmp_path / "calls.txt").write_text("")
+        result = subprocess.run(
+            ["bash", str(RUN_SH), "en-de"], cwd=tmp_path, env=env, capture_output=True, timeout=60
+        )
+        assert result.returncode == 3
+        calls = (tmp_path / "calls.txt").read_text()
+        assert calls.count(" train ") == 2 and " average " not in calls
+
+
+def test_the_recipe_refuses_a_seed_named_twice(tmp_path):
+    result = subprocess.run(
+        ["bash", str(RUN_SH), "en-de"],
+        cwd=tmp_path,
+        env=dict(os.environ, SEEDS="7 7"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "SEEDS names a seed twice" in result.stderr

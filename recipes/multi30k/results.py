@@ -12,9 +12,13 @@ from pathlib import Path
 import yaml
 
 
-def main(run_dir: str) -> int:
+def main(run_dir: str, *member_dirs: str) -> int:
+    """member_dirs: the seeds' run directories this run decoded (default: every seed-N there)."""
     run = Path(run_dir)
-    members = sorted(path.parent for path in run.glob("seed-*/config.yaml"))
+    members = [Path(member) for member in member_dirs] or sorted(
+        (path.parent for path in run.glob("seed-*/config.yaml")),
+        key=lambda member: int(member.name.removeprefix("seed-")),
+    )
     if not members:
         print(
             f"results.py: {run} holds no seed-N/config.yaml: no model trained there",
@@ -84,4 +88,6 @@ def _training_summary(member: Path) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    if len(sys.argv) < 2:
+        sys.exit("usage: results.py RUN_DIR [SEED_RUN_DIR ...]")
+    sys.exit(main(*sys.argv[1:]))

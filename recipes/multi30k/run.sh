@@ -25,23 +25,30 @@ stop() {
 trap 'stop 130' INT
 trap 'stop 143' TERM
 start_step() {
+  if (( stopped )); then exit "$stopped"; fi  # Ctrl-C between two starts: start no more
   "$@" &
   children+=($!)
 }
-# Waits for every started step; the first to fail stops the others, and its status is the script's.
+# Waits for every started step, looking each second; the first to fail stops the others, and its
+# status is the script's. (Not `wait -n`: when two steps end at once it reports one, and bash
+# may already have reaped the other, whose status is then lost to a `kill -0` check.)
 wait_steps() {
-  local status=0 code pid alive
-  while :; do
-    alive=0
-    for pid in "${children[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    (( alive )) || break
-    code=0
-    # `wait -n` returns early when a trapped signal arrives; the loop waits again.
-    wait -n || code=$?
-    if (( code && !stopped && !status )); then
-      status=$code
-      kill -TERM "${children[@]}" 2>/dev/null || true
-    fi
+  local status=0 code pid
+  local -a pending=("${children[@]}") alive
+  while (( ${#pending[@]} )); do
+    alive=()
+    for pid in "${pending[@]}"; do
+      if kill -0 "$pid" 2>/dev/null; then alive+=("$pid"); continue; fi
+      code=0
+      wait "$pid" || code=$?
+      if (( code && !stopped && !status )); then
+        status=$code
+        kill -TERM "${children[@]}" 2>/dev/null || true
+      fi
+    done
+    pending=(${alive[@]+"${alive[@]}"})
+    # A trapped signal ends this wait early; the loop then looks again.
+    if (( ${#pending[@]} )); then sleep 1 & wait $! || true; fi
   done
   children=()
   if (( stopped )); then exit "$stopped"; fi
@@ -67,8 +74,12 @@ if [[ -d $run_dir/checkpoints ]]; then
   exit 2
 fi
 
-read -ra seeds <<< "${SEEDS:-1234 1235}"
+read -ra seeds <<< "${SEEDS-1234 1235}"
 (( ${#seeds[@]} )) || { echo "run.sh: SEEDS is empty; give at least one seed, e.g. SEEDS=1234" >&2; exit 2; }
+if [[ $(printf '%s\n' "${seeds[@]}" | sort | uniq -d) ]]; then
+  echo "run.sh: SEEDS names a seed twice (${seeds[*]}); each seed is one model in RUN_DIR/seed-N" >&2
+  exit 2
+fi
 cores=$(nproc 2>/dev/null || echo 1)
 threads=$(( cores / ${#seeds[@]} > 0 ? cores / ${#seeds[@]} : 1 ))
 members=()
@@ -124,6 +135,6 @@ for split in val test_2016_flickr; do
   echo "$(( $(date +%s) - start ))" > "$run_dir/.$split.decode.tmp"
   mv "$run_dir/.$split.decode.tmp" "$run_dir/$split.decode_wall_seconds.txt"
 done
-run_step python "$here/results.py" "$run_dir" > "$run_dir/.results.md.tmp"
+run_step python "$here/results.py" "$run_dir" "${members[@]}" > "$run_dir/.results.md.tmp"
 mv "$run_dir/.results.md.tmp" "$run_dir/results.md"
 cat "$run_dir/results.md"
