@@ -90,11 +90,21 @@ class DataConfig:
     # batch less varied, which slows learning on small corpora where length tracks content.
     bucket_width: int = _field(8, DATA_ORDER)
     shuffle_buffer: int = _field(30_000, DATA_ORDER)
+    # Subword regularization (Kudo, 2018): every epoch segments each training sentence by a draw
+    # among its 64 best segmentations, weighted P(x) ** alpha (Kudo: 0.1); 0 keeps the best one.
+    # Unigram tokenizers only.
+    sampling_alpha: float = _field(0.0, DATA_ORDER)
 
     def __post_init__(self) -> None:
         for name in ("max_source_length", "max_target_length", "bucket_width", "shuffle_buffer"):
             _require(getattr(self, name) > 0, f"data.{name}", getattr(self, name), "positive")
         _require(self.batch_size >= 0, "data.batch_size", self.batch_size, ">= 0")
+        _require(
+            0.0 <= self.sampling_alpha <= 1.0,
+            "data.sampling_alpha",
+            self.sampling_alpha,
+            "between 0 and 1",
+        )
         _require(
             bool(self.valid_source) == bool(self.valid_target),
             "data.valid_target" if self.valid_source else "data.valid_source",
@@ -133,6 +143,9 @@ class ModelConfig:
     # training step from which token dropout acts: after the early jump in attention, which
     # dropping pieces from step 0 delays (recipes/multi30k/README.md)
     token_dropout_start: int = _field(0, FREE)
+    # training only: variational dropout on every LSTM layer's h_{t-1} before the recurrent
+    # matmul, one mask per sentence (Gal and Ghahramani, 2016); SHAPE for the same reason
+    recurrent_dropout: float = _field(0.0, SHAPE)
     # output projection = target embedding transposed
     tie_output_embedding: bool = _field(False, SHAPE)
     # Arithmetic type; weights stay float32. bfloat16 pays off on CPUs with AVX512_BF16/AMX
@@ -160,6 +173,12 @@ class ModelConfig:
             '"top" unless model.decoder_layers >= 2',
         )
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "in [0, 1)")
+        _require(
+            0.0 <= self.recurrent_dropout < 1.0,
+            "model.recurrent_dropout",
+            self.recurrent_dropout,
+            "in [0, 1)",
+        )
         _require(
             0.0 <= self.token_dropout < 1.0, "model.token_dropout", self.token_dropout, "in [0, 1)"
         )
@@ -326,6 +345,14 @@ class Config:
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     decoding: DecodingConfig = DecodingConfig()
+
+    def __post_init__(self) -> None:
+        _require(
+            self.data.sampling_alpha == 0.0 or self.tokenizer.model_type == "unigram",
+            "data.sampling_alpha",
+            self.data.sampling_alpha,
+            '0 with tokenizer.model_type "bpe" (subword sampling needs a unigram model)',
+        )
 
 
 def _check_type(value: Any, annotation: Any, key: str) -> Any:

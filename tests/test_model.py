@@ -71,6 +71,23 @@ def test_token_dropout_acts_in_training_only_and_keeps_the_default_model_unchang
     assert not np.allclose(model(inputs, training=True), plain(inputs, training=True))
 
 
+@pytest.mark.parametrize("attention_layer", ["top", "bottom"])
+@pytest.mark.parametrize("input_feeding", [True, False])
+def test_recurrent_dropout_acts_in_training_only_and_keeps_the_default_model_unchanged(
+    attention_layer, input_feeding
+):
+    options = dict(dropout=0.0, attention_layer=attention_layer, input_feeding=input_feeding)
+    model, plain = tiny(recurrent_dropout=0.5, **options), tiny(**options)
+    inputs = {"source": SOURCE, "target_in": TARGET_IN}
+    # The same weights and dropout seeds, plus one random state per LSTM stack (and the
+    # encoder's bidirectional layer): switching it on changes nothing else.
+    stacks = 2 + (2 if attention_layer == "bottom" else 1)
+    assert len(model.non_trainable_variables) == len(plain.non_trainable_variables) + stacks
+    np.testing.assert_array_equal(model(inputs), plain(inputs))
+    np.testing.assert_array_equal(plain(inputs, training=True), plain(inputs, training=True))
+    assert not np.allclose(model(inputs, training=True), plain(inputs, training=True))
+
+
 def test_token_dropout_replaces_pieces_with_unk_but_never_padding_bos_or_eos():
     model = tiny(token_dropout=0.3)
     ids = tf.constant(np.random.default_rng(0).integers(0, 24, size=(200, 50)), tf.int32)

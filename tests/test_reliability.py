@@ -267,3 +267,27 @@ def test_resuming_with_token_dropout_is_exact(toy_data, tmp_path):
     assert sum(key.startswith("rng/") for key in expected) == len(plain.non_trainable_variables) + 1
     for key, value in expected.items():
         np.testing.assert_array_equal(actual[key], value, err_msg=key)
+
+
+@pytest.mark.slow
+def test_resuming_with_subword_sampling_is_exact(toy_data, tmp_path):
+    """Each chunk of an epoch is segmented with a seed of its own, so a run stopped mid-epoch at
+    step 20 and resumed trains on the same pieces and ends with the same weights; and sampling
+    does change what is learnt."""
+    expected, actual = straight_and_resumed(toy_data, tmp_path, ["data.sampling_alpha=0.3"])
+    for key, value in expected.items():
+        np.testing.assert_array_equal(actual[key], value, err_msg=key)
+    plain = tmp_path / "plain"
+    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40)), plain)
+    unsampled = checkpoint_values(str(plain / "checkpoints" / "ckpt-40"))
+    weights = [k for k in expected if k.startswith("optimizer/_trainable_variables/")]
+    assert weights and any(not np.array_equal(unsampled[k], expected[k]) for k in weights)
+
+
+@pytest.mark.slow
+def test_resuming_with_recurrent_dropout_is_exact(toy_data, tmp_path):
+    """The recurrent dropout masks come from random states kept in the checkpoint: a run stopped
+    at step 20 and resumed ends with the same weights as one that never stopped."""
+    expected, actual = straight_and_resumed(toy_data, tmp_path, ["model.recurrent_dropout=0.2"])
+    for key, value in expected.items():
+        np.testing.assert_array_equal(actual[key], value, err_msg=key)

@@ -82,3 +82,36 @@ def test_run_lstm_has_the_gradients_of_keras_lstm():
         np.testing.assert_allclose(
             tape.gradient(actual, weight), tape.gradient(expected, weight), atol=1e-5
         )
+
+
+def test_recurrent_dropout_masks_h_where_it_enters_the_recurrent_matmul():
+    """A mask m on h_{t-1} is an LSTM whose recurrent kernel rows are scaled by m: zeros cut
+    the recurrence (each step sees only its input), 2s double it."""
+    keras.utils.set_random_seed(4)
+    lstm = keras.layers.LSTM(6, return_sequences=True, return_state=True)
+    x = np.random.default_rng(4).normal(size=(3, 5, 4)).astype("float32")
+    lstm.build(x.shape)
+    recurrent = lstm.cell.recurrent_kernel.numpy()
+    for scale in (0.0, 2.0):
+        masked, h, c = run_lstm(lstm, tf.constant(x), recurrent_mask=tf.fill([3, 6], scale))
+        lstm.cell.recurrent_kernel.assign(recurrent * scale)
+        expected, expected_h, expected_c = lstm(x)
+        lstm.cell.recurrent_kernel.assign(recurrent)
+        np.testing.assert_allclose(masked, expected, atol=1e-6)
+        np.testing.assert_allclose(c, expected_c, atol=1e-6)
+
+
+def test_recurrent_dropout_draws_one_mask_per_sentence_in_training_only():
+    keras.utils.set_random_seed(5)
+    stack = ResidualLSTMStack(units=400, num_layers=2, recurrent_dropout=0.25)
+    stack.build((None, None, 400))
+    assert stack.recurrent_masks(8, tf.float32, training=False) == (None, None)
+    masks = stack.recurrent_masks(8, tf.float32, training=True)
+    for mask in masks:
+        assert mask.shape == (8, 400)
+        assert set(np.unique(mask.numpy())) == {0.0, np.float32(1 / 0.75)}
+        assert 0.2 < float(np.mean(mask.numpy() == 0)) < 0.3
+    assert not np.array_equal(masks[0], masks[1])
+    x = np.random.default_rng(5).normal(size=(2, 3, 400)).astype("float32")
+    np.testing.assert_array_equal(stack(x)[0], stack(x)[0])
+    assert not np.allclose(stack(x, training=True)[0], stack(x, training=True)[0])

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 from nmt.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.data.tokenizer import Tokenizer, train_tokenizer
 
@@ -29,3 +32,22 @@ def test_separate_models_per_side(toy_data, tmp_path):
     assert loaded.decode_target(loaded.encode_target(text)) == text
     assert built.source_vocab_size == loaded.source_vocab_size
     assert sorted(p.name for p in tmp_path.glob("*.model")) == ["source.model", "target.model"]
+
+
+def test_subword_sampling_is_the_same_in_every_process(toy_data, tmp_path):
+    # A resumed run segments its epoch in a new process: SentencePiece's own sampler (0.2.3)
+    # drew differently there under the same seed.
+    train_tokenizer([toy_data["train.en"]], [toy_data["train.de"]], tmp_path, vocab_size=60)
+    script = (
+        "import sys; from nmt.data.tokenizer import Tokenizer\n"
+        f"lines = open({str(toy_data['test.de'])!r}, encoding='utf-8').read().splitlines()\n"
+        f"print(Tokenizer.load({str(tmp_path)!r}).sample(lines[:2], lines, 0.1, 11))\n"
+    )
+    draws = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    ]
+    lines = toy_data["test.de"].read_text(encoding="utf-8").splitlines()
+    assert draws[0] == draws[1] == f"{Tokenizer.load(tmp_path).sample(lines[:2], lines, 0.1, 11)}\n"

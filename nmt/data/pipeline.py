@@ -25,17 +25,26 @@ _ENCODE_CHUNK = 2048
 
 
 def _encoded_chunks(
-    source: Path, target: Path, tokenizer: Tokenizer
+    source: Path, target: Path, tokenizer: Tokenizer, sampling_alpha: float = 0.0, seed: int = 0
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Yields chunks of pairs as (source ids, source lengths, target ids, target lengths).
 
     Whole chunks cross from Python into tf.data: one element per pair cost ~0.4 ms each,
-    which stalled training at every epoch start while the shuffle buffer filled.
+    which stalled training at every epoch start while the shuffle buffer filled. With
+    `sampling_alpha` > 0 each chunk's segmentations are drawn with a seed of (seed, chunk), so
+    an epoch, and a resumed one, always gets the same pieces.
     """
     pairs = read_parallel(source, target)
-    while chunk := list(itertools.islice(pairs, _ENCODE_CHUNK)):
-        sources = tokenizer.encode_source([s for s, _ in chunk])
-        targets = tokenizer.encode_target([t for _, t in chunk])
+    for index in itertools.count():
+        chunk = list(itertools.islice(pairs, _ENCODE_CHUNK))
+        if not chunk:
+            return
+        texts = [s for s, _ in chunk], [t for _, t in chunk]
+        if sampling_alpha > 0:
+            chunk_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+            sources, targets = tokenizer.sample(*texts, sampling_alpha, chunk_seed)
+        else:
+            sources, targets = tokenizer.encode_source(texts[0]), tokenizer.encode_target(texts[1])
         kept = [(s, t) for s, t in zip(sources, targets) if s and t]  # empty sides teach nothing
         if kept:
             yield (
@@ -47,12 +56,17 @@ def _encoded_chunks(
 
 
 def parallel_dataset(
-    source: str | Path, target: str | Path, tokenizer: Tokenizer
+    source: str | Path,
+    target: str | Path,
+    tokenizer: Tokenizer,
+    sampling_alpha: float = 0.0,
+    seed: int = 0,
 ) -> tf.data.Dataset:
-    """Streams (source ids [T_s], target ids [T_t]) pairs from two aligned text files."""
+    """Streams (source ids [T_s], target ids [T_t]) pairs from two aligned text files, each
+    segmented by a seeded draw when `sampling_alpha` > 0 (see `Tokenizer.sample`)."""
     source, target = Path(source), Path(target)
     chunks = tf.data.Dataset.from_generator(
-        lambda: _encoded_chunks(source, target, tokenizer),
+        lambda: _encoded_chunks(source, target, tokenizer, sampling_alpha, seed),
         output_signature=(
             tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([None], tf.int64),
@@ -142,15 +156,17 @@ def training_dataset(
     seed: int,
     shuffle: bool = True,
     max_pairs: int = 0,
+    sampling_alpha: float = 0.0,
 ) -> tf.data.Dataset:
     """One epoch of shuffled, length-bucketed, padded training batches.
 
     Each batch is a dict: source [B, T_s], target_in [B, T_t], target_out [B, T_t], int32.
     The order depends only on `seed`, so a resumed run can skip to the same batch.
     `max_pairs` > 0 keeps only the first pairs that pass the length filter (validation uses
-    it to compute the loss on the sentences it decodes).
+    it to compute the loss on the sentences it decodes). `sampling_alpha` > 0 samples each
+    sentence's segmentation, the draws also fixed by `seed`.
     """
-    dataset = parallel_dataset(source, target, tokenizer)
+    dataset = parallel_dataset(source, target, tokenizer, sampling_alpha, seed)
     dataset = dataset.apply(filter_by_length(max_source_length, max_target_length))
     if max_pairs:
         dataset = dataset.take(max_pairs)

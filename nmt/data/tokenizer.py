@@ -11,6 +11,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import sentencepiece as spm
 
 from nmt.atomic import atomic_write_bytes
@@ -21,6 +22,8 @@ from nmt.errors import NmtError
 JOINT_MODEL = "spm.model"
 SOURCE_MODEL = "source.model"
 TARGET_MODEL = "target.model"
+# segmentations a subword-sampling draw chooses among (Kudo 2018: l = 64)
+SAMPLING_NBEST = 64
 
 
 class Tokenizer:
@@ -64,6 +67,30 @@ class Tokenizer:
         """Target piece ids, without BOS/EOS (the pipeline adds them)."""
         return self._target.encode(list(texts))
 
+    def sample(
+        self, sources: Sequence[str], targets: Sequence[str], alpha: float, seed: int
+    ) -> tuple[list[list[int]], list[list[int]]]:
+        """Piece ids of both sides, each sentence segmented by a seeded draw among its
+        `SAMPLING_NBEST` best segmentations, weighted P(x) ** alpha (subword regularization,
+        Kudo 2018, with l = 64).
+
+        Not SentencePiece's own sampler: its draws (0.2.3) differ from process to process
+        under the same seed, and a resumed run must see the same pieces. Unigram models only.
+
+        Args:
+            sources, targets: texts of the two sides (any lengths).
+            alpha: smoothing of the segmentation probabilities (Kudo: 0.1 with l = 64).
+            seed: seed of the draws.
+
+        Returns:
+            The source and the target piece ids, without BOS/EOS.
+        """
+        rng = np.random.default_rng(seed)
+        return (
+            _sample_segmentations(self._source, sources, alpha, rng),
+            _sample_segmentations(self._target, targets, alpha, rng),
+        )
+
     def decode_target(self, ids: Sequence[Sequence[int]]) -> list[str]:
         """Detokenized text for each id sequence (special ids are dropped)."""
         return self._target.decode([[int(i) for i in seq] for seq in ids])
@@ -75,6 +102,37 @@ class Tokenizer:
     def source_pieces(self, ids: Sequence[int]) -> list[str]:
         """The source pieces of one id sequence, for word alignments and attention plots."""
         return [self._source.id_to_piece(int(i)) for i in ids]
+
+
+def _sample_segmentations(
+    processor: spm.SentencePieceProcessor,
+    texts: Sequence[str],
+    alpha: float,
+    rng: np.random.Generator,
+) -> list[list[int]]:
+    """One of each text's n best segmentations, drawn with probability proportional to
+    exp(alpha * log P(x)), by the Gumbel-max trick over all candidates at once."""
+    candidates = processor.nbest_encode(list(texts), nbest_size=SAMPLING_NBEST)
+    flat = [segmentation for options in candidates for segmentation in options]
+    if not flat:
+        return [[] for _ in texts]
+    piece_scores = np.array(
+        [processor.get_score(i) for i in range(processor.get_piece_size())], np.float64
+    )
+    lengths = np.array([len(segmentation) for segmentation in flat])
+    ids = np.fromiter(itertools.chain.from_iterable(flat), np.int64, int(lengths.sum()))
+    ends = np.cumsum(lengths)
+    running = np.concatenate([[0.0], np.cumsum(piece_scores[ids])])
+    log_p = running[ends] - running[ends - lengths]
+    keys = alpha * log_p + rng.gumbel(size=len(flat))
+    picked, offset = [], 0
+    for options in candidates:
+        if options:
+            picked.append(options[int(np.argmax(keys[offset : offset + len(options)]))])
+        else:
+            picked.append([])
+        offset += len(options)
+    return picked
 
 
 def _load_model(path: Path) -> spm.SentencePieceProcessor:

@@ -74,6 +74,8 @@ class Decoder(keras.layers.Layer):
             Wu et al., 2016, section 3); needs num_layers >= 2.
         dropout: rate on embeddings, between layers and before the output projection.
         tie_output_embedding: use the embedding matrix (transposed) as output projection.
+        recurrent_dropout: rate of the variational dropout on every layer's h_{t-1} in
+            teacher-forced training (`call`; rnn.py).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Decoder(keras.layers.Layer):
         dropout: float = 0.0,
         tie_output_embedding: bool = False,
         attention_layer: str = "top",
+        recurrent_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,6 +117,7 @@ class Decoder(keras.layers.Layer):
         self.dropout_rate = dropout
         self.tie_output_embedding = tie_output_embedding
         self.attention_layer = attention_layer
+        self.recurrent_dropout_rate = recurrent_dropout
         self.gnmt = attention_layer == "bottom"
         self.embedding = keras.layers.Embedding(vocab_size, embedding_size, name="embedding")
         # GNMT: `rnn` is the bottom layer alone and `upper` the layers fed with the context.
@@ -122,6 +126,7 @@ class Decoder(keras.layers.Layer):
             1 if self.gnmt else num_layers,
             residual_start=residual_start,
             dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
             name="rnn",
         )
         self.upper = (
@@ -132,6 +137,7 @@ class Decoder(keras.layers.Layer):
                 first_layer_index=1,
                 dropout=dropout,
                 context_size=hidden_size,
+                recurrent_dropout=recurrent_dropout,
                 name="upper",
             )
             if self.gnmt
@@ -303,6 +309,14 @@ class Decoder(keras.layers.Layer):
         """
         steps = tf.shape(embedded)[1]
         weights = self._rnn_weights(embedded.dtype, pre_size=self.embedding_size)
+        batch = tf.shape(embedded)[0]
+        if self.gnmt:
+            weights = (
+                self.rnn.with_recurrent_masks(weights[0], batch, training),
+                self.upper.with_recurrent_masks(weights[1], batch, training),
+            )
+        else:
+            weights = self.rnn.with_recurrent_masks(weights, batch, training)
         bottom = weights[0][0] if self.gnmt else weights[0]
         projected = time_steps(bottom.project(embedded))  # T_t x [B, 4H]
         outputs = tf.TensorArray(embedded.dtype, size=steps)
@@ -331,5 +345,6 @@ class Decoder(keras.layers.Layer):
             dropout=self.dropout_rate,
             tie_output_embedding=self.tie_output_embedding,
             attention_layer=self.attention_layer,
+            recurrent_dropout=self.recurrent_dropout_rate,
         )
         return config

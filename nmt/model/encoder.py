@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from nmt.constants import PAD_ID
-from nmt.model.rnn import ResidualLSTMStack, run_lstm
+from nmt.model.rnn import ResidualLSTMStack, recurrent_dropout_mask, run_lstm
 
 
 class EncoderOutput(NamedTuple):
@@ -34,6 +34,7 @@ class Encoder(keras.layers.Layer):
         num_layers: L >= 1; layer 0 is bidirectional.
         residual_start: first global layer index with a residual connection.
         dropout: rate on embeddings and between layers.
+        recurrent_dropout: rate of the variational dropout on every layer's h_{t-1} (rnn.py).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class Encoder(keras.layers.Layer):
         num_layers: int,
         residual_start: int = 2,
         dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,26 +70,46 @@ class Encoder(keras.layers.Layer):
                 residual_start=residual_start,
                 first_layer_index=1,
                 dropout=dropout,
+                recurrent_dropout=recurrent_dropout,
                 name="upper",
             )
             if num_layers > 1
             else None
         )
         self.dropout = keras.layers.Dropout(dropout)
+        self.recurrent_dropout_rate = recurrent_dropout
 
     def build(self, input_shape=None):
         self.embedding.build((None, None))
         self.bottom.build((None, None, self.embedding_size))
         if self.upper is not None:
             self.upper.build((None, None, self.hidden_size))
+        if self.recurrent_dropout_rate:  # created here for the reason given in rnn.py's build
+            self.recurrent_seeds = keras.random.SeedGenerator(name="recurrent_dropout_seeds")
         self.built = True
 
     def call(self, source, training=False) -> EncoderOutput:
         """Encodes right-padded source ids [B, T_s]."""
         mask = ops.not_equal(source, PAD_ID)
         x = self.dropout(self.embedding(source), training=training)
-        forward, fw_h, fw_c = run_lstm(self.bottom.forward_layer, x, mask=mask)
-        backward, bw_h, bw_c = run_lstm(self.bottom.backward_layer, x, mask=mask, reverse=True)
+        fw_mask = bw_mask = None
+        if training and self.recurrent_dropout_rate:
+            fw_mask, bw_mask = (
+                recurrent_dropout_mask(
+                    ops.shape(source)[0],
+                    self.hidden_size // 2,
+                    self.recurrent_dropout_rate,
+                    x.dtype,
+                    self.recurrent_seeds,
+                )
+                for _ in range(2)
+            )
+        forward, fw_h, fw_c = run_lstm(
+            self.bottom.forward_layer, x, mask=mask, recurrent_mask=fw_mask
+        )
+        backward, bw_h, bw_c = run_lstm(
+            self.bottom.backward_layer, x, mask=mask, reverse=True, recurrent_mask=bw_mask
+        )
         x = ops.concatenate([forward, backward], -1)
         states = [(ops.concatenate([fw_h, bw_h], -1), ops.concatenate([fw_c, bw_c], -1))]
         if self.upper is not None:
@@ -106,5 +128,6 @@ class Encoder(keras.layers.Layer):
             num_layers=self.num_layers,
             residual_start=self.residual_start,
             dropout=self.dropout_rate,
+            recurrent_dropout=self.recurrent_dropout_rate,
         )
         return config

@@ -1,8 +1,10 @@
 """A stack of LSTM layers with residual connections (Wu et al., 2016, section 3.1).
 
 Layer l computes y_l = LSTM_l(dropout(x_l)), plus x_l from `residual_start` on, where x_l is the
-layer's input. The stack runs over whole sequences (training) or one time step (decoding) with the
-same weights: `keras.layers.LSTM` owns the weights (so checkpoints stay plain Keras ones), and
+layer's input. With recurrent dropout, h_{t-1} is multiplied by a dropout mask drawn once per
+sequence before it enters the recurrent matmul (variational dropout, Gal and Ghahramani, 2016).
+The stack runs over whole sequences (training) or one time step (decoding) with the same
+weights: `keras.layers.LSTM` owns the weights (so checkpoints stay plain Keras ones), and
 `run_lstm` / `LayerWeights` do the maths.
 
 Why not call the Keras layer: on CPU it multiplies every time step's input by the kernel inside its
@@ -47,6 +49,7 @@ class LayerWeights(NamedTuple):
     pre_kernel: object  # [D_pre, 4H] or None when D_pre = 0
     loop_kernel: object  # [D_loop + H, 4H]: kernel rows of x_loop, then the recurrent kernel
     bias: object  # [4H]
+    recurrent_mask: object = None  # [B, H] recurrent dropout mask on h_{t-1} (training), or None
 
     @classmethod
     def of(cls, lstm: keras.layers.LSTM, dtype, pre_size: int = 0) -> LayerWeights:
@@ -73,9 +76,18 @@ class LayerWeights(NamedTuple):
     def step(self, x_loop, state: LSTMState, projected=None) -> LSTMState:
         """One time step; `projected` is `project(x_pre)` for this step (None: bias only)."""
         h, c = state
+        if self.recurrent_mask is not None:
+            h = h * self.recurrent_mask
         inputs = h if x_loop is None else tf.concat([x_loop, h], -1)
         z = tf.matmul(inputs, self.loop_kernel)
         return lstm_update(z + (self.bias if projected is None else projected), c)
+
+
+def recurrent_dropout_mask(batch, units: int, rate: float, dtype, seed) -> tf.Tensor:
+    """[B, H]: 0 with probability `rate`, else 1 / (1 - rate); drawn once per sequence and used
+    at every time step, so a dropped unit of h stays dropped for the whole sentence."""
+    keep = keras.random.uniform((batch, units), seed=seed) >= rate
+    return tf.cast(tf.cast(keep, tf.float32) / (1.0 - rate), dtype)
 
 
 def time_steps(sequence) -> tf.TensorArray:
@@ -88,7 +100,14 @@ def time_steps(sequence) -> tf.TensorArray:
     return tf.TensorArray(sequence.dtype, size=tf.shape(time_major)[0]).unstack(time_major)
 
 
-def run_lstm(lstm: keras.layers.LSTM, inputs, initial_state=None, mask=None, reverse=False):
+def run_lstm(
+    lstm: keras.layers.LSTM,
+    inputs,
+    initial_state=None,
+    mask=None,
+    reverse=False,
+    recurrent_mask=None,
+):
     """Runs an LSTM layer's weights over a whole sequence, input projection hoisted.
 
     Same maths as `keras.layers.LSTM(return_sequences=True, return_state=True)` (tested),
@@ -100,11 +119,13 @@ def run_lstm(lstm: keras.layers.LSTM, inputs, initial_state=None, mask=None, rev
         initial_state: (h, c) [B, H] each, or None for zeros.
         mask: [B, T] bool, False at padding (right-padded), or None.
         reverse: run from the end; outputs are returned in input order.
+        recurrent_mask: [B, H] recurrent dropout mask (`recurrent_dropout_mask`), or None.
 
     Returns:
         outputs [B, T, H], final h [B, H], final c [B, H].
     """
     weights = LayerWeights.of(lstm, inputs.dtype, pre_size=inputs.shape[-1])
+    weights = weights._replace(recurrent_mask=recurrent_mask)
     batch, steps = tf.shape(inputs)[0], tf.shape(inputs)[1]
     if initial_state is None:
         zeros = tf.zeros([batch, lstm.cell.units], inputs.dtype)
@@ -143,6 +164,7 @@ class ResidualLSTMStack(keras.layers.Layer):
         dropout: rate applied to the input of every layer after the first of this stack.
         context_size: size of a vector concatenated to every layer's input (GNMT decoders feed
             the attention context to every layer above the bottom one); 0 for none.
+        recurrent_dropout: rate of the variational dropout on every layer's h_{t-1} in training.
     """
 
     def __init__(
@@ -153,6 +175,7 @@ class ResidualLSTMStack(keras.layers.Layer):
         first_layer_index: int = 0,
         dropout: float = 0.0,
         context_size: int = 0,
+        recurrent_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -177,6 +200,7 @@ class ResidualLSTMStack(keras.layers.Layer):
                 ),
             )
         self.dropout = keras.layers.Dropout(dropout)
+        self.recurrent_dropout_rate = recurrent_dropout
 
     @property
     def lstms(self) -> list[keras.layers.LSTM]:
@@ -187,6 +211,10 @@ class ResidualLSTMStack(keras.layers.Layer):
         for lstm in self.lstms:
             lstm.build((None, None, size + self.context_size))
             size = self.units
+        # Created here, only when used: after every layer's __init__ has drawn its seeds, so a
+        # model keeps the weights and dropout seeds it would have without recurrent dropout.
+        if self.recurrent_dropout_rate:
+            self.recurrent_seeds = keras.random.SeedGenerator(name="recurrent_dropout_seeds")
         self.built = True
 
     def _residual(self, layer: int, input_size: int) -> bool:
@@ -195,6 +223,24 @@ class ResidualLSTMStack(keras.layers.Layer):
     def _with_context(self, layer: int, x, context, training):
         layer_input = self.dropout(x, training=training) if layer > 0 else x
         return layer_input if context is None else ops.concatenate([layer_input, context], -1)
+
+    def recurrent_masks(self, batch, dtype, training) -> tuple:
+        """Each layer's recurrent dropout mask [B, H] for one batch of sequences, or Nones
+        (inference, or no recurrent dropout)."""
+        if not (training and self.recurrent_dropout_rate):
+            return (None,) * self.num_layers
+        return tuple(
+            recurrent_dropout_mask(
+                batch, self.units, self.recurrent_dropout_rate, dtype, self.recurrent_seeds
+            )
+            for _ in range(self.num_layers)
+        )
+
+    def with_recurrent_masks(self, weights: tuple, batch, training) -> tuple:
+        """`step_weights(...)` carrying this batch's recurrent dropout masks, for a loop that
+        calls `step` at every time step (training)."""
+        masks = self.recurrent_masks(batch, weights[0].bias.dtype, training)
+        return tuple(w._replace(recurrent_mask=m) for w, m in zip(weights, masks, strict=True))
 
     def call(self, inputs, initial_state=None, mask=None, training=False, context=None):
         """Runs the stack over whole sequences.
@@ -210,10 +256,13 @@ class ResidualLSTMStack(keras.layers.Layer):
         """
         states = []
         x = inputs
+        masks = self.recurrent_masks(tf.shape(inputs)[0], inputs.dtype, training)
         for layer, lstm in enumerate(self.lstms):
             layer_input = self._with_context(layer, x, context, training)
             init = None if initial_state is None else initial_state[layer]
-            y, h, c = run_lstm(lstm, layer_input, initial_state=init, mask=mask)
+            y, h, c = run_lstm(
+                lstm, layer_input, initial_state=init, mask=mask, recurrent_mask=masks[layer]
+            )
             x = y + x if self._residual(layer, x.shape[-1]) else y
             states.append((h, c))
         return x, tuple(states)
@@ -270,5 +319,6 @@ class ResidualLSTMStack(keras.layers.Layer):
             first_layer_index=self.first_layer_index,
             dropout=self.dropout_rate,
             context_size=self.context_size,
+            recurrent_dropout=self.recurrent_dropout_rate,
         )
         return config

@@ -41,6 +41,7 @@ class Seq2Seq(keras.Model):
         attention_layer: str = "top",
         token_dropout: float = 0.0,
         token_dropout_start: int = 0,
+        recurrent_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -59,6 +60,7 @@ class Seq2Seq(keras.Model):
             attention_layer=attention_layer,
             token_dropout=token_dropout,
             token_dropout_start=token_dropout_start,
+            recurrent_dropout=recurrent_dropout,
         )
         self.encoder = Encoder(
             source_vocab_size,
@@ -67,6 +69,7 @@ class Seq2Seq(keras.Model):
             encoder_layers,
             residual_start=residual_start,
             dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
             name="encoder",
         )
         self.decoder = Decoder(
@@ -80,6 +83,7 @@ class Seq2Seq(keras.Model):
             dropout=dropout,
             tie_output_embedding=tie_output_embedding,
             attention_layer=attention_layer,
+            recurrent_dropout=recurrent_dropout,
             name="decoder",
         )
         # Created only when used, and after the layers above so that their seeds are drawn as
@@ -183,6 +187,7 @@ def _build(
         attention_layer=config.attention_layer,
         token_dropout=config.token_dropout,
         token_dropout_start=config.token_dropout_start,
+        recurrent_dropout=config.recurrent_dropout,
         name="seq2seq",
     )
     model.build()

@@ -18,8 +18,10 @@ def batches(
     seed: int = 0,
     shuffle: bool = True,
     max_pairs: int = 0,
+    sample: bool = False,
 ) -> tf.data.Dataset:
-    """`training_dataset` with the config's data settings (one epoch)."""
+    """`training_dataset` with the config's data settings (one epoch); `sample`: segment by
+    the config's subword sampling (training batches, not validation)."""
     return training_dataset(
         source,
         target,
@@ -33,6 +35,7 @@ def batches(
         seed=seed,
         shuffle=shuffle,
         max_pairs=max_pairs,
+        sampling_alpha=data.sampling_alpha if sample else 0.0,
     )
 
 
@@ -48,7 +51,9 @@ def epoch_batches(
     order different and every rerun's the same)."""
 
     def replica_batches(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = batches(data, tokenizer, data.train_source, data.train_target, seed=seed)
+        dataset = batches(
+            data, tokenizer, data.train_source, data.train_target, seed=seed, sample=True
+        )
         local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
         dataset = shard_batches(
             dataset,
