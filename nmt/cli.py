@@ -27,20 +27,15 @@ from nmt.commands import (
 
 # Imported from here by callers and tests that predate nmt.commands.
 from nmt.commands.decoding_flags import decoding_overrides as _decoding_overrides  # noqa: F401
+from nmt.commands.decoding_flags import positive_int
 from nmt.commands.evaluate_command import language_suffix as _language_suffix  # noqa: F401
 from nmt.errors import NmtError
+from nmt.threads import search_thread_pools, set_thread_pools
 
 # Exit statuses: 0 done, 1 an error the user can fix (NmtError), 2 a command-line usage error
 # (argparse's own), 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM).
 EXIT_ERROR = 1
 DISTRIBUTION = "gnmt-keras"  # the name on the package index; `import nmt` and `nmt` stay
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _global_flags(after_command: bool) -> argparse.ArgumentParser:
@@ -71,11 +66,12 @@ def _global_flags(after_command: bool) -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=default(None),
         metavar="N",
         help="TensorFlow's intra-op and inter-op thread pools, N threads each (default: "
-        "TensorFlow's choice, about one per core)",
+        "TensorFlow's choice, about one per core; for a search of batches side by side, "
+        "cores / decoding.concurrent_batches intra-op threads each)",
     )
     return parser
 
@@ -146,14 +142,32 @@ def _import_tensorflow(quiet: bool) -> None:
                 del sys.modules[name]
 
 
-def _set_threads(threads: int | None) -> None:
-    """Sizes TensorFlow's thread pools; only possible before its first op runs."""
-    if threads is None:
-        return
-    import tensorflow as tf
+def _thread_pools(args: argparse.Namespace) -> tuple[int, int] | None:
+    """(intra-op, inter-op) sizes of TensorFlow's thread pools for this command, or None to
+    keep TensorFlow's choice: --threads N sets both (the inter-op pool at least one thread per
+    search), else a command that searches batches side by side gives each search its share of
+    the cores (`nmt.threads.search_thread_pools`)."""
+    searches = _concurrent_searches(args)
+    if args.threads is not None:  # the inter-op pool still holds every search
+        return args.threads, max(args.threads, searches)
+    return search_thread_pools(searches)
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+def _concurrent_searches(args: argparse.Namespace) -> int:
+    """decoding.concurrent_batches as the command will use it: the flag, else the run's config
+    (1 for a command that does not decode, or whose run the command itself will reject)."""
+    if not hasattr(args, "concurrent_batches"):
+        return 1
+    if args.concurrent_batches is not None:
+        return args.concurrent_batches
+    if getattr(args, "run_dir", None) is None:
+        return 1
+    from nmt.run_directory import read_config
+
+    try:
+        return read_config(args.run_dir).decoding.concurrent_batches
+    except NmtError:
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["NMT_QUIET"] = "1"  # for progress bars below the CLI, and child processes
     try:
         _import_tensorflow(quiet=not args.debug)
-        _set_threads(args.threads)
+        if not set_thread_pools(_thread_pools(args)) and args.threads is not None:
+            print(
+                "nmt: warning: --threads ignored: TensorFlow already runs in this process",
+                file=sys.stderr,
+            )
         return args.run(args)
     except NmtError as error:
         if args.debug:

@@ -338,6 +338,60 @@ def test_threads_sizes_tensorflows_thread_pools(tmp_path):
     assert threads >= 16, threads
 
 
+def test_translate_sizes_the_pools_for_its_searches_in_a_new_process(toy_data, tmp_path):
+    """`nmt translate` with the run's decoding.concurrent_batches (2): one share of the cores
+    per search as intra-op threads, and the same translations as with --threads."""
+    import os
+
+    run = make_run_dir(tmp_path, toy_data)
+    source = tmp_path / "in.txt"
+    source.write_text("eight\nnine hundred\n\nforty two\n")
+    outputs = []
+    for threads in ([], ["--threads", "2"]):
+        output = tmp_path / f"out{len(threads)}.txt"
+        argv = ["translate", "--run-dir", str(run.run_dir), "--input", str(source)]
+        result = subprocess.run(
+            [sys.executable, "-c", THREAD_PROBE, *threads, *argv, "--output", str(output)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        status, intra, _ = map(int, result.stdout.splitlines()[-1].split())
+        expected = 2 if threads else max(1, len(os.sched_getaffinity(0)) // 2)
+        assert (status, intra) == (0, expected)
+        outputs.append(output.read_text())
+    assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) == 4
+
+
+def test_searches_side_by_side_get_a_share_of_the_cores_each(tmp_path):
+    """Without --threads, `nmt translate`/`evaluate` size the pools for their concurrent searches:
+    the flag first, else the run's decoding.concurrent_batches; other commands keep TF's."""
+    import argparse
+    import os
+
+    from nmt.cli import _thread_pools
+    from nmt.config import Config, DecodingConfig, save_config
+
+    cores = len(os.sched_getaffinity(0))
+    run_dir = tmp_path / "run"
+    save_config(Config(decoding=DecodingConfig(concurrent_batches=3)), run_dir / "config.yaml")
+
+    def pools(**args):
+        return _thread_pools(argparse.Namespace(**{"threads": None, **args}))
+
+    assert pools(concurrent_batches=2, run_dir=str(run_dir)) == (max(1, cores // 2), max(cores, 2))
+    assert pools(concurrent_batches=None, run_dir=str(run_dir)) == (
+        max(1, cores // 3),
+        max(cores, 3),
+    )
+    assert pools(concurrent_batches=1, run_dir=str(run_dir)) is None
+    assert pools(threads=5, concurrent_batches=2, run_dir=str(run_dir)) == (5, 5)
+    assert pools(threads=1, concurrent_batches=2, run_dir=str(run_dir)) == (1, 2)
+    assert pools(concurrent_batches=None, run_dir=str(tmp_path / "missing")) is None
+    assert pools(config="train.yaml") is None  # `nmt train`: TensorFlow's choice
+
+
 def test_moses_nbest_format(toy_data, tmp_path):
     from nmt.cli import main
 

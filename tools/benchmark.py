@@ -155,7 +155,12 @@ def bench_train(args: argparse.Namespace) -> dict:
 def bench_decode(args: argparse.Namespace) -> dict:
     from nmt.data.text import read_lines
     from nmt.decoding.translator import Translator
+    from nmt.run_directory import read_config
+    from nmt.threads import search_thread_pools, set_thread_pools
 
+    # The thread pools `nmt translate` sizes for its searches side by side.
+    searches = args.concurrent_batches or read_config(args.run_dir).decoding.concurrent_batches
+    set_thread_pools(search_thread_pools(searches))
     started = time.perf_counter()
     translator = Translator.load(args.run_dir, args.checkpoint, args.compute_dtype, args.shortlist)
     load_seconds = time.perf_counter() - started

@@ -32,7 +32,7 @@ def add_decoding_flags(parser: argparse.ArgumentParser, n_best: bool = True) -> 
     group.add_argument("--batch-size", type=int, help="sentences per search batch")
     group.add_argument(
         "--concurrent-batches",
-        type=int,
+        type=positive_int,
         help="batches searched side by side, to keep every core busy (1: one at a time; the"
         " translations are the same either way)",
     )
@@ -80,6 +80,14 @@ def add_decoding_flags(parser: argparse.ArgumentParser, n_best: bool = True) -> 
         " model.compute_dtype. A bfloat16 run decodes in float32 on CPUs without AVX512_BF16"
         " or AMX, where bfloat16 is emulated and slower",
     )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (--threads, --concurrent-batches)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def _add_n_best_flags(group) -> None:

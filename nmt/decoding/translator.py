@@ -98,19 +98,36 @@ def ensemble_step(models: Sequence[Seq2Seq], tokens, states, memories, weights):
     return log_probs[0], tuple(out.state for out in outs), attention[0]
 
 
-def _search_all(batches: list, search_batch: Callable, concurrent: int) -> Iterator:
+def _search_all(
+    batches: list, search_batch: Callable, concurrent: int, first_alone: bool = True
+) -> Iterator:
     """search_batch(batch) for every batch, in order, `concurrent` at a time.
 
     One search is a chain of small dependent ops that keeps about one core busy (52-58% of two
     cores idle in a profile of the recipe model, BENCHMARKS.md sitting K), so batches searched
-    side by side fill the others. The first batch runs alone: it traces the graph.
+    side by side fill the others. With `first_alone` the first batch runs by itself: it traces
+    the graph. Only `concurrent` batches are ever queued, so a caller that stops reading (Ctrl-C)
+    leaves the threads nothing more to finish.
     """
     if concurrent == 1 or len(batches) < 2:
         yield from map(search_batch, batches)
         return
-    yield search_batch(batches[0])
+    rest = iter(batches)
+    if first_alone:
+        yield search_batch(next(rest))
     with ThreadPoolExecutor(concurrent, "nmt-search") as pool:
-        yield from pool.map(search_batch, batches[1:])
+        running = collections.deque(
+            pool.submit(search_batch, batch) for batch in itertools.islice(rest, concurrent)
+        )
+        try:
+            while running:
+                done = running.popleft().result()
+                for batch in itertools.islice(rest, 1):
+                    running.append(pool.submit(search_batch, batch))
+                yield done
+        finally:
+            for future in running:
+                future.cancel()
 
 
 class Translator:
@@ -310,7 +327,10 @@ class Translator:
                 source[row, : len(encoded[i])] = encoded[i]
             return batch, [x.numpy() for x in search(tf.constant(source))]
 
-        searched = _search_all(batches, search_batch, settings.concurrent_batches)
+        traced = getattr(search, "experimental_get_tracing_count", lambda: 0)() > 0
+        searched = _search_all(
+            batches, search_batch, settings.concurrent_batches, first_alone=not traced
+        )
         for batch, (tokens, lengths, scores, log_probs) in searched:
             for row, i in enumerate(batch):
                 texts = self.tokenizer.decode_target(
