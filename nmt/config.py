@@ -216,6 +216,10 @@ class TrainingConfig:
     max_epochs: int = _field(10, FREE)  # stop after this many passes over the data (0: no limit)
     # stop after this much wall-clock training time (0: no limit)
     max_minutes: float = _field(0.0, FREE)
+    # With max_steps and max_minutes: at this step, if the pace so far would not reach max_steps
+    # in max_minutes, stop at the steps that fit (a multiple of checkpoint_every) and run the decay
+    # faster by the same factor, so that a slower machine still ends the schedule (0: off)
+    fit_schedule_at: int = _field(0, FREE)
     log_every: int = _field(50, FREE)  # steps between progress lines
     validate_every: int = _field(500, FREE)  # steps between validations (loss and BLEU)
     checkpoint_every: int = _field(500, FREE)  # steps between checkpoints
@@ -263,6 +267,7 @@ class TrainingConfig:
             "early_stopping_patience",
             "valid_max_sentences",
             "decay_start",
+            "fit_schedule_at",
         ):
             _require(getattr(self, name) >= 0, f"training.{name}", getattr(self, name), ">= 0")
         _require(self.clip_norm > 0, "training.clip_norm", self.clip_norm, "positive")
@@ -270,6 +275,19 @@ class TrainingConfig:
         _require(self.max_minutes >= 0, "training.max_minutes", self.max_minutes, ">= 0")
         _require(0 <= self.seed < 2**31, "training.seed", self.seed, "in [0, 2**31)")
         _require(0 < self.decay_rate <= 1, "training.decay_rate", self.decay_rate, "in (0, 1]")
+        _require(
+            not self.fit_schedule_at
+            or (self.max_minutes > 0 and 0 < self.fit_schedule_at < self.max_steps),
+            "training.fit_schedule_at",
+            self.fit_schedule_at,
+            "0, or below training.max_steps with training.max_minutes set",
+        )
+        _require(
+            not self.fit_schedule_at or self.distribution != "multi_worker",
+            "training.fit_schedule_at",
+            self.fit_schedule_at,
+            "0 with training.distribution multi_worker: each worker would fit its own schedule",
+        )
         _require(
             not self.jit_compile,
             "training.jit_compile",

@@ -39,6 +39,15 @@ def test_unknown_section_is_rejected():
         ({"decoding": {"beam_size": 2, "n_best": 3}}, "decoding.n_best must be between 1 and"),
         # XLA fails deep inside TensorFlow on the LSTM loops: refused up front instead.
         ({"training": {"jit_compile": True}}, "training.jit_compile must be false: XLA cannot"),
+        # Fitting the schedule needs the minutes to fit into and the steps to shrink.
+        (
+            {"training": {"fit_schedule_at": 100, "max_steps": 1000}},
+            "training.fit_schedule_at must be 0, or below training.max_steps with",
+        ),
+        (
+            {"training": {"fit_schedule_at": 1000, "max_steps": 1000, "max_minutes": 5}},
+            "training.fit_schedule_at must be 0, or below training.max_steps with",
+        ),
     ],
 )
 def test_bad_values_name_key_and_value(data, message):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -192,3 +193,30 @@ def test_train_log_is_timestamped_and_starts_with_devices_and_precision(toy_data
     assert all(re.match(stamp, line) for line in log)
     assert "training on" in log[0] and "CPU" in log[0] and "bfloat16 compute" in log[0]
     assert any(re.match(stamp + r"step +5 ", line) for line in log)
+
+
+def test_a_run_too_slow_for_max_minutes_ends_its_schedule_and_resumes_the_fit(
+    toy_data, tmp_path, monkeypatch
+):
+    # A clock that says each step takes one second: 20 steps take 20 s, so 0.97 * 60 / 1 = 58
+    # of 200 steps fit in a minute, rounded down to a checkpoint step (every 5): 55.
+    clock = iter(range(10**6))
+    monkeypatch.setattr(trainer, "time", SimpleNamespace(monotonic=lambda: float(next(clock))))
+    overrides = [
+        "training.max_minutes=1",
+        "training.fit_schedule_at=20",
+        "training.validate_every=10",
+        "training.decay=exponential",
+        "training.decay_start=100",
+        "training.decay_steps=20",
+    ]
+    config = load_config(write_config(tmp_path, toy_data, steps=200), overrides)
+    lines: list[str] = []
+    result = trainer.train(config, tmp_path / "run", log=lines.append)
+    assert (result.steps, result.stopped_because) == (55, "max_steps")
+    assert any("55 of 200 fit in 1" in line for line in lines)
+    # The last step ran at the rate step 200 of the full schedule has: halved 5 times.
+    last = [line for line in lines if line.startswith("step      55")][0]
+    assert f"lr {1e-3 * 0.5**5:.2e}" in last
+    again = trainer.train(config, tmp_path / "run", log=lines.append)
+    assert (again.steps, again.stopped_because) == (55, "max_steps")  # the fit was saved

@@ -19,11 +19,20 @@ BATCH_SPEC = {
 }
 
 
-def make_optimizer(training: TrainingConfig) -> keras.optimizers.Optimizer:
-    """Adam with the configured schedule (the train step clips the gradients)."""
+def make_optimizer(
+    training: TrainingConfig, step_scale: tf.Variable | None = None
+) -> keras.optimizers.Optimizer:
+    """Adam with the configured schedule (the train step clips the gradients); `step_scale`
+    speeds up its decay (nmt/training/schedules.py, ScheduleFit)."""
     t = training
     schedule = WarmupDecay(
-        t.learning_rate, t.warmup_steps, t.decay, t.decay_start, t.decay_steps, t.decay_rate
+        t.learning_rate,
+        t.warmup_steps,
+        t.decay,
+        t.decay_start,
+        t.decay_steps,
+        t.decay_rate,
+        step_scale,
     )
     return keras.optimizers.Adam(
         learning_rate=schedule,

@@ -34,6 +34,7 @@ from nmt.training.distribution import (
 )
 from nmt.training.epochs import epoch_batches
 from nmt.training.fine_tuning import InitialWeights, adopt_source_run, init_source
+from nmt.training.schedules import ScheduleFit
 from nmt.training.steps import make_optimizer, make_train_step, steps_done
 from nmt.training.validation import Validator, recall_best_bleu
 
@@ -54,6 +55,7 @@ class _Training(NamedTuple):
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     progress: TrainingProgress
+    step_scale: tf.Variable | None  # how much faster the decay runs (ScheduleFit)
 
 
 def _print(message: str) -> None:
@@ -98,9 +100,9 @@ def _check_data(config: Config) -> None:
                 pass
 
 
-def _limit_reached(config: Config, step: int, seconds: float) -> str | None:
+def _limit_reached(config: Config, step: int, seconds: float, max_steps: int) -> str | None:
     t = config.training
-    if t.max_steps and step >= t.max_steps:
+    if max_steps and step >= max_steps:
         return "max_steps"
     if t.max_minutes and seconds >= 60 * t.max_minutes:
         return "max_minutes"
@@ -111,9 +113,10 @@ def _build(config: Config, tokenizer: Tokenizer, strategy: tf.distribute.Strateg
     keras.utils.set_random_seed(config.training.seed)
     with strategy.scope():
         model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
-        optimizer = make_optimizer(config.training)
+        step_scale = tf.Variable(1.0, trainable=False) if config.training.fit_schedule_at else None
+        optimizer = make_optimizer(config.training, step_scale)
         optimizer.build(model.trainable_variables)
-    return _Training(model, optimizer, TrainingProgress())
+    return _Training(model, optimizer, TrainingProgress(), step_scale)
 
 
 def _describe_devices(config: Config, strategy: tf.distribute.Strategy) -> str:
@@ -142,7 +145,7 @@ def _train_loop(
 ) -> str:
     """Runs epochs until a limit, early stopping or a signal; returns why it stopped."""
     t = config.training
-    model, optimizer, p = training
+    model, optimizer, p, _ = training
     train_step = None  # made for the distributed dataset's element spec
     # Workers must stop after the same step, or one would wait forever for the others.
     vote = make_stop_vote(strategy) if hooks.worker_count > 1 else bool
@@ -151,7 +154,9 @@ def _train_loop(
         epoch = int(p.epoch)
         if t.max_epochs and epoch >= t.max_epochs:
             return "max_epochs"
-        limit = _limit_reached(config, steps_done(optimizer), float(p.train_seconds))
+        limit = _limit_reached(
+            config, steps_done(optimizer), float(p.train_seconds), hooks.max_steps
+        )
         if vote(bool(limit)):  # a finished run that is started again stops at once
             return limit or "other_worker"
         if hooks.validator is not None and hooks.validator.out_of_patience():
@@ -203,7 +208,7 @@ class _Hooks:
     """What runs after each step, in order: validation when due, the stop conditions, then
     one checkpoint holding everything the step changed."""
 
-    def __init__(self, config, training, run_dir, worker, validator, checkpointer, progress):
+    def __init__(self, config, training, run_dir, worker, validator, checkpointer, progress, fit):
         self.config = config
         self.training = training
         self.run_dir = run_dir
@@ -212,6 +217,7 @@ class _Hooks:
         self.validator = validator
         self.checkpointer = checkpointer
         self.progress = progress
+        self.fit = fit
         self.clock_start = time.monotonic() - float(training.progress.train_seconds)
         self.validated_step = -1
 
@@ -221,11 +227,18 @@ class _Hooks:
             self.validated_step = step
             self.progress.restart_window()  # validation's time is not training throughput
 
+    @property
+    def max_steps(self) -> int:
+        return self.fit.max_steps if self.fit else self.config.training.max_steps
+
     def after_step(self, step: int, signals: list[int], vote) -> str | None:
         t = self.config.training
         if step % t.validate_every == 0:
             self.validate(step)
-        stopped = _limit_reached(self.config, step, float(self.training.progress.train_seconds))
+        seconds = float(self.training.progress.train_seconds)
+        if self.fit:
+            self.fit.after_step(step, seconds)
+        stopped = _limit_reached(self.config, step, seconds, self.max_steps)
         if self.validator is not None and self.validator.out_of_patience():
             stopped = "early_stopping"
         if signals:
@@ -307,7 +320,7 @@ def _restore(
     log: Log,
 ) -> tf.train.Checkpoint:
     """Resumes from the newest readable checkpoint, or starts from --init-from's weights."""
-    model, optimizer, progress = training
+    model, optimizer, progress, _ = training
     # Dropout seed states are saved too, so a resumed run draws the same masks.
     checkpoint = tf.train.Checkpoint(
         model=model, optimizer=optimizer, progress=progress, rng=list(model.non_trainable_variables)
@@ -352,7 +365,8 @@ def _make_hooks(config, run_dir, training, tokenizer, checkpoint, worker, log) -
             log,
         )
     progress = ProgressReport(t.log_every, t.max_steps, training.optimizer, log)
-    return _Hooks(config, training, run_dir, worker, validator, checkpointer, progress)
+    fit = ScheduleFit(t, training.progress, training.step_scale, log) if t.fit_schedule_at else None
+    return _Hooks(config, training, run_dir, worker, validator, checkpointer, progress, fit)
 
 
 def _run(config, run_dir, training, tokenizer, strategy, hooks, log) -> TrainResult:
