@@ -218,7 +218,8 @@ class TrainingConfig:
     max_minutes: float = _field(0.0, FREE)
     # With max_steps and max_minutes: at this step, if the pace so far would not reach max_steps
     # in max_minutes, stop at the steps that fit (a multiple of checkpoint_every) and run the decay
-    # faster by the same factor, so that a slower machine still ends the schedule (0: off)
+    # faster by the same factor, so that a slower machine still ends the schedule (0: off; also
+    # off without max_minutes or with max_steps at or below it)
     fit_schedule_at: int = _field(0, FREE)
     log_every: int = _field(50, FREE)  # steps between progress lines
     validate_every: int = _field(500, FREE)  # steps between validations (loss and BLEU)
@@ -236,6 +237,12 @@ class TrainingConfig:
     # "none" (one device), "mirrored" (local GPUs, else the logical CPU devices) or
     # "multi_worker" (TF_CONFIG cluster)
     distribution: Literal["none", "mirrored", "multi_worker"] = _field("none", DATA_ORDER)
+
+    @property
+    def fits_schedule(self) -> bool:
+        """Whether `fit_schedule_at` acts: a recipe's value stays harmless when a user's override
+        drops `max_minutes` (run the whole schedule) or `max_steps` below it (a smoke test)."""
+        return self.max_minutes > 0 and 0 < self.fit_schedule_at < self.max_steps
 
     def __post_init__(self) -> None:
         _require(self.learning_rate > 0, "training.learning_rate", self.learning_rate, "positive")
@@ -276,14 +283,7 @@ class TrainingConfig:
         _require(0 <= self.seed < 2**31, "training.seed", self.seed, "in [0, 2**31)")
         _require(0 < self.decay_rate <= 1, "training.decay_rate", self.decay_rate, "in (0, 1]")
         _require(
-            not self.fit_schedule_at
-            or (self.max_minutes > 0 and 0 < self.fit_schedule_at < self.max_steps),
-            "training.fit_schedule_at",
-            self.fit_schedule_at,
-            "0, or below training.max_steps with training.max_minutes set",
-        )
-        _require(
-            not self.fit_schedule_at or self.distribution != "multi_worker",
+            not self.fits_schedule or self.distribution != "multi_worker",
             "training.fit_schedule_at",
             self.fit_schedule_at,
             "0 with training.distribution multi_worker: each worker would fit its own schedule",

@@ -39,20 +39,48 @@ def test_unknown_section_is_rejected():
         ({"decoding": {"beam_size": 2, "n_best": 3}}, "decoding.n_best must be between 1 and"),
         # XLA fails deep inside TensorFlow on the LSTM loops: refused up front instead.
         ({"training": {"jit_compile": True}}, "training.jit_compile must be false: XLA cannot"),
-        # Fitting the schedule needs the minutes to fit into and the steps to shrink.
+        # Each worker would fit its own schedule from its own clock.
         (
-            {"training": {"fit_schedule_at": 100, "max_steps": 1000}},
-            "training.fit_schedule_at must be 0, or below training.max_steps with",
-        ),
-        (
-            {"training": {"fit_schedule_at": 1000, "max_steps": 1000, "max_minutes": 5}},
-            "training.fit_schedule_at must be 0, or below training.max_steps with",
+            {
+                "training": {
+                    "fit_schedule_at": 100,
+                    "max_steps": 1000,
+                    "max_minutes": 5,
+                    "distribution": "multi_worker",
+                }
+            },
+            "training.fit_schedule_at must be 0 with training.distribution multi_worker",
         ),
     ],
 )
 def test_bad_values_name_key_and_value(data, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict(data)
+
+
+@pytest.mark.parametrize(
+    "training, fits",
+    [
+        ({"max_steps": 16000, "max_minutes": 60}, True),
+        ({"max_steps": 16000, "max_minutes": 0}, False),  # the whole schedule, however long
+        ({"max_steps": 30, "max_minutes": 60}, False),  # a smoke test ends before the fit
+        ({"max_steps": 2000, "max_minutes": 60}, False),
+        (
+            {
+                "max_steps": 16000,
+                "max_minutes": 60,
+                "distribution": "multi_worker",
+                "fit_schedule_at": 0,
+            },
+            False,
+        ),
+    ],
+)
+def test_a_recipes_schedule_fit_gives_way_to_overrides_that_leave_nothing_to_fit(training, fits):
+    """The recipes set fit_schedule_at: 2000; `--set training.max_minutes=0` or a short
+    `max_steps` must run, not fail on a setting the user never wrote."""
+    config = config_from_dict({"training": {"fit_schedule_at": 2000, **training}})
+    assert config.training.fits_schedule is fits
 
 
 def test_overrides_use_dotted_names_and_yaml_values(tmp_path):

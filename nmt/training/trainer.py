@@ -113,7 +113,7 @@ def _build(config: Config, tokenizer: Tokenizer, strategy: tf.distribute.Strateg
     keras.utils.set_random_seed(config.training.seed)
     with strategy.scope():
         model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
-        step_scale = tf.Variable(1.0, trainable=False) if config.training.fit_schedule_at else None
+        step_scale = tf.Variable(1.0, trainable=False) if config.training.fits_schedule else None
         optimizer = make_optimizer(config.training, step_scale)
         optimizer.build(model.trainable_variables)
     return _Training(model, optimizer, TrainingProgress(), step_scale)
@@ -365,7 +365,7 @@ def _make_hooks(config, run_dir, training, tokenizer, checkpoint, worker, log) -
             log,
         )
     progress = ProgressReport(t.log_every, t.max_steps, training.optimizer, log)
-    fit = ScheduleFit(t, training.progress, training.step_scale, log) if t.fit_schedule_at else None
+    fit = ScheduleFit(t, training.progress, training.step_scale, log) if t.fits_schedule else None
     return _Hooks(config, training, run_dir, worker, validator, checkpointer, progress, fit)
 
 
