@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -42,12 +43,38 @@ decoding:
 """
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """A folder that `build(folder)` fills once per test session, however many xdist workers
+    ask: the first to take the lock builds it, the others wait and reuse it. Training the tiny
+    models once instead of once per worker keeps the suite within its ten minutes."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, above each worker's own
+    root = base / name
+    root.mkdir(exist_ok=True)
+    with open(base / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = base / f"{name}.done"
+        if not done.exists():
+            build(root)
+            done.touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory) -> dict[str, Path]:
     """Toy number-words corpus: 2,500 training pairs, 40 validation, 100 test."""
     from nmt.toy import write_toy_corpus
 
-    return write_toy_corpus(tmp_path_factory.mktemp("toy"), train=2500, valid=40, test=100)
+    def write(root: Path) -> None:
+        write_toy_corpus(root, train=2500, valid=40, test=100)
+
+    root = built_once(tmp_path_factory, "toy", write)
+    return {
+        f"{split}.{lang}": root / f"{split}.{lang}"
+        for split in ("train", "valid", "test")
+        for lang in ("en", "de")
+    }
 
 
 @pytest.fixture(scope="session")
@@ -81,12 +108,13 @@ def run_nmt(
 @pytest.fixture(scope="session")
 def trained_run(toy_data, tmp_path_factory) -> Path:
     """A tiny model trained to convergence on the toy task through `nmt train` (about a minute)."""
-    root = tmp_path_factory.mktemp("run")
-    config = root / "toy.yaml"
-    config.write_text(TINY_CONFIG.format(data=toy_data["train.en"].parent))
-    run_dir = root / "run"
-    run_nmt("train", "--config", str(config), "--run-dir", str(run_dir))
-    return run_dir
+
+    def train(root: Path) -> None:
+        config = root / "toy.yaml"
+        config.write_text(TINY_CONFIG.format(data=toy_data["train.en"].parent))
+        run_nmt("train", "--config", str(config), "--run-dir", str(root / "run"))
+
+    return built_once(tmp_path_factory, "trained", train) / "run"
 
 
 class FakeRun(NamedTuple):

@@ -4,7 +4,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import TINY_CONFIG, run_nmt
+from conftest import TINY_CONFIG, built_once, run_nmt
 
 from nmt.decoding.alignment import Link, hard_alignment, pharaoh, word_indices
 from nmt.decoding.scoring import ForcedDecoder
@@ -88,14 +88,16 @@ REORDERED_SHARE = 0.75
 @pytest.fixture(scope="module")
 def gnmt_run(toy_data, tmp_path_factory):
     """The tiny toy model with GNMT's bottom-layer attention (about a minute to train)."""
-    root = tmp_path_factory.mktemp("gnmt")
-    config = root / "toy.yaml"
-    text = TINY_CONFIG.format(data=toy_data["train.en"].parent)
-    config.write_text(
-        text.replace("  dropout: 0.0\n", "  dropout: 0.0\n  attention_layer: bottom\n")
-    )
-    run_nmt("train", "--config", str(config), "--run-dir", str(root / "run"))
-    return root / "run"
+
+    def train(root):
+        config = root / "toy.yaml"
+        text = TINY_CONFIG.format(data=toy_data["train.en"].parent)
+        config.write_text(
+            text.replace("  dropout: 0.0\n", "  dropout: 0.0\n  attention_layer: bottom\n")
+        )
+        run_nmt("train", "--config", str(config), "--run-dir", str(root / "run"))
+
+    return built_once(tmp_path_factory, "gnmt", train) / "run"
 
 
 @pytest.mark.slow

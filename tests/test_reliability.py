@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import built_once
 
 from nmt.config import load_config
 from nmt.errors import NmtError
@@ -71,22 +72,25 @@ def checkpoint_values(path: str) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(toy_data, tmp_path_factory) -> dict[str, np.ndarray]:
-    root = tmp_path_factory.mktemp("uninterrupted")
-    config = write_config(root, toy_data)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nmt",
-            "train",
-            "--config",
-            str(config),
-            "--run-dir",
-            str(root / "run"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+
+    def train(root: Path) -> None:
+        config = write_config(root, toy_data)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nmt",
+                "train",
+                "--config",
+                str(config),
+                "--run-dir",
+                str(root / "run"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    root = built_once(tmp_path_factory, "uninterrupted", train)
     return checkpoint_values(str(root / "run" / "checkpoints" / "ckpt-40"))
 
 
