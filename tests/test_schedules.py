@@ -1,10 +1,13 @@
 """The learning-rate schedule's values at known steps (the optimizer's step 0 is update 1)."""
 
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from nmt.config import TrainingConfig
+from nmt.training.callbacks import ProgressReport
 from nmt.training.schedules import ScheduleFit, WarmupDecay
 
 
@@ -100,3 +103,13 @@ def test_the_fitted_schedule_is_resumed_and_old_checkpoints_still_load(tmp_path)
     tf.train.Checkpoint(progress=from_old).read(old).assert_existing_objects_matched()
     fit, scale, _ = _fit(progress=from_old)
     assert fit.max_steps == 16000 and float(scale) == 1.0
+
+
+def test_the_terminal_bar_ends_at_the_fitted_step(monkeypatch, capsys):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.delenv("NMT_QUIET", raising=False)
+    report = ProgressReport(log_every=1000, max_steps=16000, optimizer=None, log=print)
+    report.set_total(10000)
+    report.bar.update(10000)
+    drawn = capsys.readouterr().out
+    assert "10000/10000" in drawn and "16000" not in drawn

@@ -59,6 +59,11 @@ class ProgressReport:
         )
         self.restart_window()
 
+    def set_total(self, max_steps: int) -> None:
+        """The bar's end moves when a schedule fit shortens the run."""
+        if self.bar is not None:
+            self.bar.target = max_steps or None
+
     def restart_window(self) -> None:
         """Starts a new averaging window (after a line, and after validation's pause)."""
         self.tokens, self.loss, self.steps = 0.0, 0.0, 0

@@ -92,10 +92,11 @@ class ScheduleFit:
     def max_steps(self) -> int:
         return int(self.fitted_steps) or self.training.max_steps
 
-    def after_step(self, step: int, seconds: float) -> None:
+    def after_step(self, step: int, seconds: float) -> bool:
+        """Decides at `fit_schedule_at`; True when it did (the run's length may have changed)."""
         t = self.training
         if step != t.fit_schedule_at or int(self.fitted_steps):
-            return
+            return False
         fits = int(self.MARGIN * 60 * t.max_minutes * step / max(seconds, 1e-9))
         fits = max(fits // t.checkpoint_every * t.checkpoint_every, step)
         self.fitted_steps.assign(min(fits, t.max_steps))
@@ -108,6 +109,7 @@ class ScheduleFit:
                 f"{t.max_steps:,} fit in {t.max_minutes:g}: training stops there, the decay runs "
                 f"{t.max_steps / fits:.2f}x faster (training.fit_schedule_at)"
             )
+        return True
 
     def _apply(self) -> None:
         if int(self.fitted_steps):

@@ -236,8 +236,8 @@ class _Hooks:
         if step % t.validate_every == 0:
             self.validate(step)
         seconds = float(self.training.progress.train_seconds)
-        if self.fit:
-            self.fit.after_step(step, seconds)
+        if self.fit and self.fit.after_step(step, seconds):
+            self.progress.set_total(self.max_steps)
         stopped = _limit_reached(self.config, step, seconds, self.max_steps)
         if self.validator is not None and self.validator.out_of_patience():
             stopped = "early_stopping"
@@ -364,8 +364,10 @@ def _make_hooks(config, run_dir, training, tokenizer, checkpoint, worker, log) -
             lambda step: checkpointer.save(step, best),
             log,
         )
-    progress = ProgressReport(t.log_every, t.max_steps, training.optimizer, log)
     fit = ScheduleFit(t, training.progress, training.step_scale, log) if t.fits_schedule else None
+    progress = ProgressReport(
+        t.log_every, fit.max_steps if fit else t.max_steps, training.optimizer, log
+    )
     return _Hooks(config, training, run_dir, worker, validator, checkpointer, progress, fit)
 
 
