@@ -149,8 +149,9 @@ class ModelConfig:
     # output projection = target embedding transposed
     tie_output_embedding: bool = _field(False, SHAPE)
     # Arithmetic type; weights stay float32. bfloat16 pays off on CPUs with AVX512_BF16/AMX
-    # and on recent GPUs, and is slow where the hardware must emulate it.
-    compute_dtype: Literal["float32", "bfloat16"] = _field("float32", FREE)
+    # and on recent GPUs, and is slow where the hardware must emulate it; auto picks it
+    # only there (nmt/model/precision.py), resolved afresh on every machine that loads the run.
+    compute_dtype: Literal["float32", "bfloat16", "auto"] = _field("float32", FREE)
     # 0: Keras' initializers (Glorot uniform, orthogonal recurrent kernels, forget-gate bias 1);
     # x > 0: every weight uniform in [-x, x], as OpenNMT-py's `param_init` (default 0.1)
     param_init: float = _field(0.0, INIT)

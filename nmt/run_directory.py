@@ -269,8 +269,8 @@ def load_trained(
         run_dir: the run whose config and tokenizer are used.
         checkpoints: a checkpoint prefix, several (an ensemble; they may come from other runs
             with the same model config and tokenizer), or None for the best (else the latest).
-        compute_dtype: "float32" or "bfloat16" instead of the config's; the weights are float32
-            either way, so any checkpoint computes in either.
+        compute_dtype: "float32", "bfloat16" or "auto" instead of the config's; the weights
+            are float32 either way, so any checkpoint computes in any of them.
 
     Raises:
         NmtError: not a run directory, no checkpoint, or a tokenizer/model mismatch.

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from nmt.config import load_config
 from nmt.errors import NmtError
+from nmt.model import precision
 from nmt.run_directory import load_trained
 from nmt.training import trainer
 from nmt.training.epochs import batches
@@ -193,6 +194,17 @@ def test_train_log_is_timestamped_and_starts_with_devices_and_precision(toy_data
     assert all(re.match(stamp, line) for line in log)
     assert "training on" in log[0] and "CPU" in log[0] and "bfloat16 compute" in log[0]
     assert any(re.match(stamp + r"step +5 ", line) for line in log)
+
+
+def test_train_log_says_which_precision_auto_chose_and_why(toy_data, tmp_path, monkeypatch):
+    """A recipe's `compute_dtype: auto` on a CPU without native bfloat16 trains in float32."""
+    cpu_info = tmp_path / "cpuinfo"
+    cpu_info.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    monkeypatch.setattr(precision, "CPU_INFO", cpu_info)
+    path = write_config(tmp_path, toy_data, steps=2)
+    trainer.train(load_config(path, ["model.compute_dtype=auto"]), tmp_path / "run", log=print)
+    first = (tmp_path / "run" / "train.log").read_text().splitlines()[0]
+    assert "float32 compute with float32 weights (auto: no native bfloat16 here" in first
 
 
 def test_a_run_too_slow_for_max_minutes_ends_its_schedule_and_resumes_the_fit(

@@ -75,10 +75,11 @@ def add_decoding_flags(parser: argparse.ArgumentParser, n_best: bool = True) -> 
     )
     group.add_argument(
         "--compute-dtype",
-        choices=("float32", "bfloat16"),
+        choices=("float32", "bfloat16", "auto"),
         help="precision the model computes in (weights stay float32); default: the run's"
-        " model.compute_dtype. A bfloat16 run decodes in float32 on CPUs without AVX512_BF16"
-        " or AMX, where bfloat16 is emulated and slower",
+        " model.compute_dtype. A bfloat16 run decodes faster in float32 on CPUs without"
+        " AVX512_BF16 or AMX, where bfloat16 is emulated; auto picks bfloat16 only where the"
+        " hardware has it",
     )
 
 

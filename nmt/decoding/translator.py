@@ -182,7 +182,8 @@ class Translator:
             run_dir: the run whose config and tokenizer are used.
             checkpoint: a checkpoint prefix, or several to decode as an ensemble (they may
                 come from other runs with the same model config and tokenizer).
-            compute_dtype: "float32" or "bfloat16" instead of the run's `model.compute_dtype`.
+            compute_dtype: "float32", "bfloat16" or "auto" instead of the run's
+                `model.compute_dtype`.
             shortlist: a file `nmt shortlist` wrote for this run, to search over its candidates.
 
         Raises:

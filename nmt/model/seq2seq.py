@@ -13,6 +13,7 @@ from nmt.config import ModelConfig
 from nmt.constants import EOS_ID, UNK_ID
 from nmt.model.decoder import Decoder, DecoderState, Memory, StepOutput
 from nmt.model.encoder import Encoder
+from nmt.model.precision import resolve_compute_dtype
 
 
 @keras.saving.register_keras_serializable(package="nmt")
@@ -154,14 +155,14 @@ def build_model(
     """Builds the model described by `config` with its weights created.
 
     With `compute_dtype: bfloat16` the layers compute in bfloat16 and keep float32 weights
-    (Keras "mixed_bfloat16"), so checkpoints are the same either way. `initialize=False` skips
+    (Keras "mixed_bfloat16"), so checkpoints are the same either way; `auto` picks bfloat16
+    only where the hardware computes it natively (`precision.py`). `initialize=False` skips
     `model.param_init`'s second initialization, for a model whose checkpoint replaces every
     weight at once (it saves a one-sentence `nmt translate` a pass over all the weights).
     """
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(
-        "mixed_bfloat16" if config.compute_dtype == "bfloat16" else "float32"
-    )
+    precision = resolve_compute_dtype(config.compute_dtype)
+    keras.config.set_dtype_policy("mixed_bfloat16" if precision.dtype == "bfloat16" else "float32")
     try:
         model = _build(config, source_vocab_size, target_vocab_size, initialize)
     finally:

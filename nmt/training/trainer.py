@@ -22,6 +22,7 @@ from nmt.config import Config
 from nmt.data.text import check_parallel, read_lines
 from nmt.data.tokenizer import Tokenizer, train_tokenizer
 from nmt.errors import NmtError
+from nmt.model.precision import resolve_compute_dtype
 from nmt.model.seq2seq import build_model
 from nmt.run_directory import CHECKPOINTS, TrainingProgress
 from nmt.training.callbacks import Checkpointer, Log, ProgressReport, TrainLog, stop_requests
@@ -129,9 +130,11 @@ def _describe_devices(config: Config, strategy: tf.distribute.Strategy) -> str:
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     threads = f"{threads} threads" if threads else "all cores"
     replicas = strategy.num_replicas_in_sync
+    precision = resolve_compute_dtype(config.model.compute_dtype)
+    why = f" ({precision.reason})" if precision.reason else ""
     return (
         f"training on {devices} ({replicas} {'replicas' if replicas > 1 else 'replica'}, "
-        f"{threads}), {config.model.compute_dtype} compute with float32 weights"
+        f"{threads}), {precision.dtype} compute with float32 weights{why}"
     )
 
 
