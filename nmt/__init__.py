@@ -9,6 +9,11 @@ import os
 
 # TensorFlow's C++ start-up chatter hides our own messages; users can still set it themselves.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow turns its oneDNN (MKL) kernels on by itself only on CPUs with AVX512_VNNI, BF16 or
+# AMX; elsewhere its matmuls fall back to Eigen. On an AVX2-only CPU oneDNN trained ref-small
+# faster in float32 (BENCHMARKS.md, sitting N). Read when TensorFlow is first imported, so it
+# acts only if nmt is imported first, as by the `nmt` command; a user's own setting wins.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
 __all__ = ["Translator", "train", "load_config", "score"]

@@ -1,6 +1,7 @@
 """The command line as users run it: train, translate, evaluate, resume, and clear errors."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -336,6 +337,31 @@ def test_threads_sizes_tensorflows_thread_pools(tmp_path):
     assert (status, intra) == (0, 8)
     # Two pools of 8 OS threads (by default about one per core each, 7 threads in all on 2 cores).
     assert threads >= 16, threads
+
+
+ONEDNN_PROBE = """
+import nmt, tensorflow
+from tensorflow.python.util import _pywrap_util_port
+print(_pywrap_util_port.IsMklEnabled())
+"""
+
+
+@pytest.mark.parametrize("setting, enabled", [(None, "True"), ("0", "False")])
+def test_nmt_runs_tensorflows_onednn_kernels_unless_the_user_says_no(setting, enabled):
+    """TensorFlow picks oneDNN by itself only on AVX512_VNNI/BF16/AMX CPUs; nmt asks for it
+    everywhere (faster float32 training on AVX2-only CPUs), and `TF_ENABLE_ONEDNN_OPTS=0` wins."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    result = subprocess.run(
+        [sys.executable, "-c", ONEDNN_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.stdout.splitlines()[-1] == enabled
 
 
 def test_translate_sizes_the_pools_for_its_searches_in_a_new_process(toy_data, tmp_path):
