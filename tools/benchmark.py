@@ -289,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--compute-dtype",
-        choices=("float32", "bfloat16"),
-        help="precision of the search; default: the run's model.compute_dtype",
+        choices=("float32", "bfloat16", "auto"),
+        help="precision of the search (auto: bfloat16 where the hardware has it); default: the"
+        " run's model.compute_dtype",
     )
     p.add_argument("--shortlist", help="lexical shortlist file (nmt shortlist)")
     p.add_argument("--ref", help="reference file: also report cased sacreBLEU of the output")
