@@ -80,9 +80,11 @@ def test_gold_alignment_matches_the_toy_task():
 # most misses are "hundert"/"tausend" attending to the word after their English counterpart,
 # what comes next deciding the word. The Luong-style tiny model (`trained_run`, top-layer
 # attention) finds only 48% of the monotone links: its attention parks on the first source
-# word for many steps.
-MONOTONE_SHARE = 0.55
-REORDERED_SHARE = 0.75
+# word for many steps. Where the model attends moves with the arithmetic that trained it: on an
+# AVX2-only CPU the same config found 64% / 98% with Eigen's matmuls and 53% / 75% with
+# oneDNN's (which translates val perfectly, loss 0.008), so the floors sit below both.
+MONOTONE_SHARE = 0.50
+REORDERED_SHARE = 0.70
 
 
 @pytest.fixture(scope="module")
