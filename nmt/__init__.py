@@ -11,7 +11,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow turns its oneDNN (MKL) kernels on by itself only on CPUs with AVX512_VNNI, BF16 or
 # AMX; elsewhere its matmuls fall back to Eigen. On an AVX2-only CPU oneDNN trained ref-small
-# faster in float32 (BENCHMARKS.md, sitting N). Read when TensorFlow is first imported, so it
+# 1.15x faster in float32 (BENCHMARKS.md, sitting N). Read when TensorFlow is first imported, so it
 # acts only if nmt is imported first, as by the `nmt` command; a user's own setting wins.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 

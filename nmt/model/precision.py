@@ -2,7 +2,7 @@
 
 bfloat16 halves the bytes every matmul moves and has native kernels on CPUs with AVX512_BF16
 or AMX and on NVIDIA GPUs from Ampere (compute capability 8.0) on. Elsewhere TensorFlow
-emulates it: on an AVX2-only CPU ref-small trained 1.14x slower in bfloat16 than in float32
+emulates it: on an AVX2-only CPU ref-small trained 1.46x slower in bfloat16 than in float32
 (BENCHMARKS.md, sitting N), and a recipe that hard-codes bfloat16 pays that on most laptops.
 The weights are float32 either way, so a run may switch precision between machines.
 """
