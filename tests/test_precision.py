@@ -20,10 +20,18 @@ AVX512_BF16 = "fpu sse2 avx2 avx512f avx512_vnni avx512_bf16"
 AMX = "fpu sse2 avx2 avx512f amx_bf16 amx_tile amx_int8"
 
 
+def without_gpus(monkeypatch) -> None:
+    """TensorFlow lists no GPU (a GPU would decide `auto` before the CPU flags do)."""
+    devices = tf.config.list_physical_devices
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: [] if kind == "GPU" else devices(kind)
+    )
+
+
 @pytest.fixture
 def machine(monkeypatch, tmp_path):
     """Sets the CPU flags `precision` reads, on a machine without a GPU."""
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    without_gpus(monkeypatch)
 
     def with_flags(flags: str) -> None:
         path = tmp_path / "cpuinfo"
@@ -47,7 +55,7 @@ def test_auto_computes_in_bfloat16_only_where_the_cpu_has_it(machine, flags, exp
 
 
 def test_a_machine_without_proc_cpuinfo_computes_in_float32(monkeypatch, tmp_path):
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    without_gpus(monkeypatch)
     monkeypatch.setattr(precision, "CPU_INFO", tmp_path / "absent")
     assert cpu_flags() == frozenset()
     assert resolve_compute_dtype("auto").dtype == "float32"

@@ -68,10 +68,10 @@ def bfloat16_hardware() -> str | None:
     return None
 
 
-def cpu_flags(cpu_info: Path | None = None) -> frozenset[str]:
-    """The feature flags of the first processor in `cpu_info` (default /proc/cpuinfo)."""
+def cpu_flags() -> frozenset[str]:
+    """The feature flags of the first processor in /proc/cpuinfo (`CPU_INFO`)."""
     try:
-        text = (cpu_info or CPU_INFO).read_text(encoding="utf-8", errors="replace")
+        text = CPU_INFO.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return frozenset()
     for line in text.splitlines():
