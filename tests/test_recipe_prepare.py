@@ -110,6 +110,54 @@ def test_verified_files_get_the_permissions_of_a_plain_open(tmp_path, monkeypatc
     assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o644}
 
 
+def test_extra_test_sets_are_taken_when_there_and_named_when_not(tmp_path, monkeypatch, capsys):
+    """A local folder like ../shared (no 2017/2018 test sets) works; what it has is verified."""
+    import hashlib
+
+    prepare = load_prepare()
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir()
+    names = [n for n in prepare.CHECKSUMS if n.split(".")[-2] == "en"]
+    there = [n for n in names if not n.startswith(("test_2017_mscoco", "test_2018"))]
+    for name in there:
+        (source / name).write_bytes(name.encode())
+    fake = {n: hashlib.sha256(n.encode()).hexdigest() for n in names}
+    monkeypatch.setattr(prepare, "CHECKSUMS", fake)
+    argv = ["--data-dir", str(source), "--out", str(out), "--languages", "en"]
+    assert prepare.main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(there)
+    printed = capsys.readouterr().out
+    assert "skip test_2017_mscoco.en.gz: not in" in printed
+    assert "skip test_2018_flickr.en.gz: not in" in printed
+    assert "test_2017_flickr.en.gz" in "".join(p.name for p in out.iterdir())
+
+    (source / "test_2018_flickr.en.gz").write_bytes(b"a corrupted copy")
+    assert prepare.main(argv) == 1
+    assert not (out / "test_2018_flickr.en.gz").exists()
+
+
+def test_a_bad_file_left_in_the_output_without_a_copy_to_replace_it_is_an_error(
+    tmp_path, monkeypatch, capsys
+):
+    import hashlib
+
+    prepare = load_prepare()
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir()
+    out.mkdir()
+    names = [n for n in prepare.CHECKSUMS if n.split(".")[-2] == "en"]
+    for name in names:
+        (source / name).write_bytes(name.encode())
+    monkeypatch.setattr(
+        prepare, "CHECKSUMS", {n: hashlib.sha256(n.encode()).hexdigest() for n in names}
+    )
+    (source / "test_2017_mscoco.en.gz").unlink()
+    (out / "test_2017_mscoco.en.gz").write_bytes(b"left half written by something else")
+    argv = ["--data-dir", str(source), "--out", str(out), "--languages", "en"]
+    assert prepare.main(argv) == 1
+    assert "test_2017_mscoco.en.gz: fails its SHA-256 check" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("pair", ["en-de", "de-en", "en-fr", "fr-en", "en-cs", "cs-en"])
 def test_every_recipe_pair_reads_its_own_languages_and_prepare_verifies_them(pair):
     """A config copied from another pair and half edited would train on the wrong language."""
@@ -131,3 +179,6 @@ def test_every_recipe_pair_reads_its_own_languages_and_prepare_verifies_them(pai
     for language in (source, target):
         for split in ("train", "val", "test_2016_flickr"):
             assert f"{split}.{language}.gz" in checksums
+        for split in load_prepare().EXTRA_TEST_SETS:  # the 2017 sets have no Czech
+            if language != "cs" or split == "test_2018_flickr":
+                assert f"{split}.{language}.gz" in checksums

@@ -144,10 +144,15 @@ def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
     for name in ("run.sh", "tokenizer.py", "results.py", "en-de.yaml"):
         shutil.copy(RUN_SH.parent / name, recipe / name)
     (recipe / "data").mkdir()
-    for ours, theirs in (("train", "train"), ("valid", "val"), ("test", "test_2016_flickr")):
+    # An extra test set (test_2017_mscoco) is scored because its files are there; test_2017_flickr
+    # and test_2018_flickr are not: no rows, and no scores left from an earlier run.
+    splits = (("valid", "val"), ("test", "test_2016_flickr"), ("test", "test_2017_mscoco"))
+    for ours, theirs in (("train", "train"), *splits):
         for lang in ("en", "de"):
             text = toy_data[f"{ours}.{lang}"].read_bytes()
             (recipe / "data" / f"{theirs}.{lang}.gz").write_bytes(gzip.compress(text))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "test_2018_flickr.scores.json").write_text("{}")  # an older model's
     _stand_ins(tmp_path / "bin")
     env = dict(
         os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", RUN_DIR="run", SEEDS="7 8"
@@ -176,10 +181,15 @@ def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
     assert models[0] and models[0] == models[1] == models[2]
     decoded = (run / "decoded_checkpoints.txt").read_text().split()
     assert [Path(c).parent.parent.name for c in decoded] == ["seed-7", "seed-8"]
-    for ours, theirs in (("valid", "val"), ("test", "test_2016_flickr")):
+    for ours, theirs in splits:
         lines_in = toy_data[f"{ours}.en"].read_text().splitlines()
         assert len((run / f"{theirs}.de").read_text().splitlines()) == len(lines_in)
     results = (run / "results.md").read_text()
+    assert not (run / "test_2018_flickr.scores.json").exists()
+    assert [line.split(" | ")[0] for line in results.splitlines() if line.startswith("| test")] == [
+        "| test_2016_flickr",
+        "| test_2017_mscoco",
+    ]
     assert "(an ensemble)" in results and "seed-8: stopped at step 30 (max_steps)" in results
 
 

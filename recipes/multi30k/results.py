@@ -11,6 +11,9 @@ from pathlib import Path
 
 import yaml
 
+# In run.sh's order; the last three only where their files were there to decode.
+SPLITS = ("val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
+
 
 def main(run_dir: str, *member_dirs: str) -> int:
     """member_dirs: the seeds' run directories this run decoded (default: every seed-N there)."""
@@ -49,7 +52,7 @@ def main(run_dir: str, *member_dirs: str) -> int:
     print("| split | BLEU | chrF | TER | BLEU lc-tok | decode wall (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     signatures = {}
-    for split in ("val", "test_2016_flickr"):
+    for split in SPLITS:
         path = run / f"{split}.scores.json"
         if not path.is_file():
             continue
