@@ -134,6 +134,8 @@ def test_stopping_the_recipe_stops_training_with_a_checkpoint(toy_data, tmp_path
     assert "Run the same command again to resume." in message
     for seed in (1234, 1235):
         assert list((tmp_path / "run" / f"seed-{seed}" / "checkpoints").glob("ckpt-*.index"))
+    # The stopped try's training time counts towards the run's total (results.md) on resume.
+    assert int((tmp_path / "run" / "train_wall_seconds.txt").read_text()) >= 1
 
 
 @pytest.mark.slow
@@ -153,6 +155,7 @@ def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
             (recipe / "data" / f"{theirs}.{lang}.gz").write_bytes(gzip.compress(text))
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "test_2018_flickr.scores.json").write_text("{}")  # an older model's
+    (tmp_path / "run" / "train_wall_seconds.txt").write_text("600\n")  # a stopped first try's
     _stand_ins(tmp_path / "bin")
     env = dict(
         os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", RUN_DIR="run", SEEDS="7 8"
@@ -186,6 +189,8 @@ def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
         assert len((run / f"{theirs}.de").read_text().splitlines()) == len(lines_in)
     results = (run / "results.md").read_text()
     assert not (run / "test_2018_flickr.scores.json").exists()
+    wall = int((run / "train_wall_seconds.txt").read_text())
+    assert 600 < wall < 900 and f"training wall time: {wall / 60:.1f} min" in results
     assert [line.split(" | ")[0] for line in results.splitlines() if line.startswith("| test")] == [
         "| test_2016_flickr",
         "| test_2017_mscoco",

@@ -35,7 +35,8 @@ def main(run_dir: str, *member_dirs: str) -> int:
     print(f"# Results for {run}\n")
     print(
         f"- training wall time: {int(wall) / 60:.1f} min (the seeds side by side, from the first"
-        " `nmt train` start to the last one's end: start-up, validation and checkpoints included)"
+        " `nmt train` start to the last one's end, summed over every run.sh that trained here:"
+        " start-up, validation and checkpoints included)"
     )
     for member in members:
         print(f"- {member.name}: {_training_summary(member)}")

@@ -100,15 +100,24 @@ done
 # The seeds train at the same time, each on its share of the cores: on 2 cores, two one-thread
 # runs make 1.41x the steps of one two-thread run (README.md). nmt train keeps its own
 # timestamped log, RUN_DIR/seed-N/train.log; the first seed's progress is printed here.
+# train_wall_seconds.txt sums every run.sh that trained this RUN_DIR, a stopped one too (the EXIT
+# trap), so that a resumed run's results.md counts all of its training, not the last part.
 start=$(date +%s)
+add_train_wall() {
+  local before
+  before=$(cat "$run_dir/train_wall_seconds.txt" 2>/dev/null || echo 0)
+  echo "$(( before + $(date +%s) - start ))" > "$run_dir/.train_wall_seconds.tmp"
+  mv "$run_dir/.train_wall_seconds.tmp" "$run_dir/train_wall_seconds.txt"
+}
+trap add_train_wall EXIT
 for i in "${!seeds[@]}"; do
   command=(nmt --threads "$threads" train --config "$here/$pair.yaml" --run-dir "${members[i]}" "$@"
     --set "training.seed=${seeds[i]}")
   if (( i == 0 )); then start_step "${command[@]}"; else start_step "${command[@]}" > /dev/null; fi
 done
 wait_steps
-echo "$(( $(date +%s) - start ))" > "$run_dir/.train_wall_seconds.tmp"
-mv "$run_dir/.train_wall_seconds.tmp" "$run_dir/train_wall_seconds.txt"
+trap - EXIT
+add_train_wall
 
 # Decode with the mean of each model's last 3 checkpoints' weights: +0.95 BLEU on en-de test over
 # the best checkpoint (paired bootstrap p = 0.002, README.md). With training.ema_decay, nmt average
