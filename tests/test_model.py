@@ -55,6 +55,22 @@ def test_source_padding_changes_nothing_and_gets_no_attention():
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-6)
 
 
+@pytest.mark.parametrize("attention", ["general", "bahdanau"])
+def test_one_piece_sources_translate_without_a_warning(attention):
+    """Keras' softmax warns on an axis of size 1; a batch of one-word lines must not print it."""
+    import warnings
+
+    model = tiny(attention=attention)
+    one_piece = tf.constant([[5], [4]], tf.int32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logits = model({"source": one_piece, "target_in": TARGET_IN})
+        memory, state = model.encode(one_piece)
+        out = model.step(TARGET_IN[:, 0], state, memory)
+    np.testing.assert_allclose(out.logits, logits[:, 0], atol=1e-5)
+    np.testing.assert_allclose(out.attention, 1.0)
+
+
 def test_dropout_only_in_training():
     model = tiny(dropout=0.5)
     inputs = {"source": SOURCE, "target_in": TARGET_IN}

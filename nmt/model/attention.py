@@ -76,7 +76,9 @@ class Attention(keras.layers.Layer):
             # transpose_b: no transposed copy of the keys per decoder step, nor in the gradient
             scores = tf.matmul(query, keys, transpose_b=True)  # [B, T_q, T_s]
         scores = ops.where(mask[:, None, :], scores, _MASKED)
-        weights = ops.softmax(scores, axis=-1)
+        # tf.nn.softmax, as ops.softmax calls it, without the warning that ops.softmax prints
+        # ("Did you mean to use a sigmoid?") when every source in a batch is one piece long.
+        weights = tf.nn.softmax(scores, axis=-1)
         return ops.matmul(weights, values), weights
 
     def _one_step(self, query, keys, values, mask):
@@ -89,7 +91,7 @@ class Attention(keras.layers.Layer):
         its batches come in few shapes, and the recipe results were measured with it.
         """
         scores = ops.where(mask, ops.sum(query * keys, axis=-1), _MASKED)  # [B, T_s]
-        weights = ops.softmax(scores, axis=-1)
+        weights = tf.nn.softmax(scores, axis=-1)  # no warning for one-piece sources (`call`)
         context = ops.sum(weights[:, :, None] * values, axis=1, keepdims=True)  # [B, 1, H]
         return context, weights[:, None, :]
 
