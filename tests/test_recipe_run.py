@@ -155,6 +155,7 @@ def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
             (recipe / "data" / f"{theirs}.{lang}.gz").write_bytes(gzip.compress(text))
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "test_2018_flickr.scores.json").write_text("{}")  # an older model's
+    (tmp_path / "run" / "test_2018_flickr.de").write_text("an older model's translation\n")
     (tmp_path / "run" / "train_wall_seconds.txt").write_text("600\n")  # a stopped first try's
     _stand_ins(tmp_path / "bin")
     env = dict(
@@ -189,6 +190,7 @@ def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
         assert len((run / f"{theirs}.de").read_text().splitlines()) == len(lines_in)
     results = (run / "results.md").read_text()
     assert not (run / "test_2018_flickr.scores.json").exists()
+    assert not (run / "test_2018_flickr.de").exists()
     wall = int((run / "train_wall_seconds.txt").read_text())
     assert 600 < wall < 900 and f"training wall time: {wall / 60:.1f} min" in results
     assert [line.split(" | ")[0] for line in results.splitlines() if line.startswith("| test")] == [

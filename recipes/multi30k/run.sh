@@ -136,13 +136,13 @@ mv "$run_dir/.decoded_checkpoints.txt.tmp" "$run_dir/decoded_checkpoints.txt"
 
 # val and test_2016_flickr always; the other official test sets when prepare.py found them (a
 # download does; a DATA_DIR may lack them): scores on sets nobody tuned on. A set not decoded
-# now loses any scores an earlier run left, so results.md never mixes models.
+# now loses the translation and scores an earlier run left, so results.md never mixes models.
 splits=(val test_2016_flickr)
 for split in test_2017_flickr test_2017_mscoco test_2018_flickr; do
   if [[ -f $here/data/$split.$src.gz && -f $here/data/$split.$tgt.gz ]]; then
     splits+=("$split")
   else
-    rm -f "$run_dir/$split.scores.json" "$run_dir/$split.decode_wall_seconds.txt"
+    rm -f "$run_dir/$split.$tgt" "$run_dir/$split.scores.json" "$run_dir/$split.decode_wall_seconds.txt"
   fi
 done
 # Results are written under a temporary name and renamed, so a kill never leaves half a file.
