@@ -236,6 +236,29 @@ def test_weight_averaging_validates_and_keeps_the_average_but_trains_on(toy_data
     assert sum(among(average, weights) for average in averages) < len(averages) // 2
 
 
+def test_weight_averaging_leaves_the_trained_weights_as_without_it(toy_data, tmp_path):
+    """The moving average is a shadow: validating with it and swapping the trained weights back
+    must not change what is trained, so one run with training.ema_decay also gives the plain
+    run's checkpoints (the recipe's EMA ablation decodes both from the same run)."""
+    validating = [
+        "training.checkpoint_every=10",
+        "training.validate_every=10",
+        f"data.valid_source={toy_data['valid.en']}",
+        f"data.valid_target={toy_data['valid.de']}",
+        "training.valid_max_sentences=5",
+    ]
+    for name, extra in (("plain", []), ("ema", ["training.ema_decay=0.9"])):
+        config = load_config(write_config(tmp_path, toy_data, steps=20), validating + extra)
+        trainer.train(config, tmp_path / name, log=lambda line: None)
+    plain = checkpoint_values(str(tmp_path / "plain" / "checkpoints" / "ckpt-20"))
+    ema = checkpoint_values(str(tmp_path / "ema" / "checkpoints" / "ckpt-20"))
+    # The model's weights: a checkpoint stores each once, under the optimizer's list of them.
+    weights = [key for key in plain if key.startswith("optimizer/_trainable_variables/")]
+    assert len(weights) > 10
+    for key in weights:
+        np.testing.assert_array_equal(ema[key], plain[key], err_msg=key)
+
+
 def straight_and_resumed(toy_data, tmp_path, overrides):
     """Step 40's checkpointed tensors of a run that never stopped and of one stopped at step 20
     and resumed, both with `overrides`; their keys are checked equal."""
