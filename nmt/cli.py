@@ -175,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quiet:
         os.environ["NMT_QUIET"] = "1"  # for progress bars below the CLI, and child processes
     try:
-        _import_tensorflow(quiet=not args.debug)
-        if not set_thread_pools(_thread_pools(args)) and args.threads is not None:
-            print(
-                "nmt: warning: --threads ignored: TensorFlow already runs in this process",
-                file=sys.stderr,
-            )
+        if getattr(args, "uses_tensorflow", lambda args: True)(args):
+            _import_tensorflow(quiet=not args.debug)
+            if not set_thread_pools(_thread_pools(args)) and args.threads is not None:
+                print(
+                    "nmt: warning: --threads ignored: TensorFlow already runs in this process",
+                    file=sys.stderr,
+                )
         return args.run(args)
     except NmtError as error:
         if args.debug:

@@ -96,15 +96,16 @@ def test_errors_are_one_line_without_traceback(tmp_path, trained_run):
             "model.hiden_size=64",
         ),
     ]
+    errors = []
     for args in cases:
         result = run_nmt(*args, check=False)
         assert result.returncode == 1, result.stderr
         assert "Traceback" not in result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("nmt: error: "), result.stderr
+        errors.append(result.stderr)
     assert same.read_text() == "seven\n"  # the input survived
-    changed = run_nmt(*cases[3], check=False).stderr
-    assert "model.hidden_size: 64 -> 128" in changed
-    assert "unknown config key model.hiden_size" in run_nmt(*cases[4], check=False).stderr
+    assert "model.hidden_size: 64 -> 128" in errors[3]
+    assert "unknown config key model.hiden_size" in errors[4]
 
 
 def test_help_explains_every_subcommand():
@@ -323,9 +324,8 @@ print(status, tf.config.threading.get_intra_op_parallelism_threads(),
 
 
 def test_threads_sizes_tensorflows_thread_pools(tmp_path):
-    hyp = tmp_path / "h.txt"
-    hyp.write_text("a man rides a bike\n")
-    argv = ["--threads", "8", "evaluate", "--hyp", str(hyp), "--ref", str(hyp), "--lang", "en"]
+    # The pools are sized before the command runs: a missing run directory fails after it.
+    argv = ["--threads", "8", "translate", "--run-dir", str(tmp_path / "missing")]
     result = subprocess.run(
         [sys.executable, "-c", THREAD_PROBE, *argv],
         capture_output=True,
@@ -334,9 +334,27 @@ def test_threads_sizes_tensorflows_thread_pools(tmp_path):
         timeout=300,
     )
     status, intra, threads = map(int, result.stdout.splitlines()[-1].split())
-    assert (status, intra) == (0, 8)
+    assert (status, intra) == (1, 8)
     # Two pools of 8 OS threads (by default about one per core each, 7 threads in all on 2 cores).
     assert threads >= 16, threads
+
+
+def test_scoring_a_translated_file_does_not_start_tensorflow(tmp_path):
+    """`nmt evaluate --hyp` is sacreBLEU alone: seconds of TensorFlow start-up saved per file."""
+    hyp = tmp_path / "h.txt"
+    hyp.write_text("Ein Mann fährt Fahrrad.\n")
+    probe = (
+        "import sys\nfrom nmt.cli import main\n"
+        "print(main(sys.argv[1:]), 'tensorflow' in sys.modules)"
+    )
+    argv = ["evaluate", "--hyp", str(hyp), "--ref", str(hyp), "--lang", "de", "--json"]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    *report, status = result.stdout.splitlines()
+    assert json.loads("\n".join(report))["bleu"]["score"] == 100.0
+    assert status == "0 False"
 
 
 ONEDNN_PROBE = """

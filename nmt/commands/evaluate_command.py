@@ -40,7 +40,8 @@ def add_parser(
         "(1000 resamples) of whether the BLEU difference is significant",
     )
     add_decoding_flags(p, n_best=False)
-    p.set_defaults(run=_evaluate)
+    # Scoring a translated file is sacreBLEU alone: it skips TensorFlow's start-up (seconds).
+    p.set_defaults(run=_evaluate, uses_tensorflow=lambda args: args.run_dir is not None)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
