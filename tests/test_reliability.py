@@ -260,49 +260,42 @@ def straight_and_resumed(toy_data, tmp_path, overrides):
     return expected, actual
 
 
-@pytest.mark.slow
-def test_resuming_with_weight_averaging_is_exact(toy_data, tmp_path):
-    """The moving average lives in the optimizer state, so a run stopped at step 20 and
-    resumed ends with the same weights and the same average as one that never stopped."""
-    expected, actual = straight_and_resumed(toy_data, tmp_path, ["training.ema_decay=0.9"])
-    assert sum("optimizer/_variables" in key for key in expected) > 20  # the EMA slots too
-    for key, value in expected.items():
-        np.testing.assert_array_equal(actual[key], value, err_msg=key)
+# One run with every option that keeps a state of its own across a resume (one run instead of
+# four keeps the suite within its ten minutes); any of them resuming wrongly alone makes the
+# resumed weights differ.
+STATEFUL = {
+    # The moving average lives in the optimizer state.
+    "training.ema_decay": "0.9",
+    # The pieces dropped depend on a random state kept in the checkpoint, and when dropping
+    # begins on the restored step count: the resumed run drops the same pieces from step 30.
+    "model.token_dropout": "0.2",
+    "model.token_dropout_start": "30",
+    # Each chunk of an epoch is segmented with a seed of its own: the stop at step 20 is
+    # mid-epoch, and the resumed run trains on the same pieces.
+    "data.sampling_alpha": "0.3",
+    # The recurrent dropout masks come from random states kept in the checkpoint.
+    "model.recurrent_dropout": "0.2",
+}
 
 
 @pytest.mark.slow
-def test_resuming_with_token_dropout_is_exact(toy_data, tmp_path):
-    """The pieces dropped depend on a random state kept in the checkpoint, and when dropping
-    begins on the restored step count: a run stopped at step 20 and resumed drops the same
-    pieces from step 30 and ends with the same weights."""
-    overrides = ["model.token_dropout=0.2", "model.token_dropout_start=30"]
+def test_resuming_with_every_stateful_option_is_exact(toy_data, tmp_path):
+    """A run stopped at step 20 and resumed ends with the same weights, moving average and
+    random states as one that never stopped, with weight EMA, token dropout from step 30,
+    subword sampling and recurrent dropout all on; and sampling does change what is learnt."""
+    overrides = [f"{key}={value}" for key, value in STATEFUL.items()]
     expected, actual = straight_and_resumed(toy_data, tmp_path, overrides)
-    # The random states are saved as `rng/N`: one more than a model without token dropout has.
-    plain = build_model(load_config(write_config(tmp_path, toy_data)).model, 60, 60)
+    assert sum("optimizer/_variables" in key for key in expected) > 20  # the EMA slots too
+    # The random states are saved as `rng/N`: token dropout adds one to the model's own.
+    untokened = [o for o in overrides if not o.startswith("model.token_dropout")]
+    plain = build_model(load_config(write_config(tmp_path, toy_data), untokened).model, 60, 60)
     assert sum(key.startswith("rng/") for key in expected) == len(plain.non_trainable_variables) + 1
     for key, value in expected.items():
         np.testing.assert_array_equal(actual[key], value, err_msg=key)
-
-
-@pytest.mark.slow
-def test_resuming_with_subword_sampling_is_exact(toy_data, tmp_path):
-    """Each chunk of an epoch is segmented with a seed of its own, so a run stopped mid-epoch at
-    step 20 and resumed trains on the same pieces and ends with the same weights; and sampling
-    does change what is learnt."""
-    expected, actual = straight_and_resumed(toy_data, tmp_path, ["data.sampling_alpha=0.3"])
-    for key, value in expected.items():
-        np.testing.assert_array_equal(actual[key], value, err_msg=key)
-    plain = tmp_path / "plain"
-    trainer.train(load_config(write_config(tmp_path, toy_data, steps=40)), plain)
-    unsampled = checkpoint_values(str(plain / "checkpoints" / "ckpt-40"))
+    unsampled_run = tmp_path / "unsampled"
+    unsampling = [o for o in overrides if not o.startswith("data.sampling_alpha")]
+    config = load_config(write_config(tmp_path, toy_data, steps=40), unsampling)
+    trainer.train(config, unsampled_run)
+    unsampled = checkpoint_values(str(unsampled_run / "checkpoints" / "ckpt-40"))
     weights = [k for k in expected if k.startswith("optimizer/_trainable_variables/")]
     assert weights and any(not np.array_equal(unsampled[k], expected[k]) for k in weights)
-
-
-@pytest.mark.slow
-def test_resuming_with_recurrent_dropout_is_exact(toy_data, tmp_path):
-    """The recurrent dropout masks come from random states kept in the checkpoint: a run stopped
-    at step 20 and resumed ends with the same weights as one that never stopped."""
-    expected, actual = straight_and_resumed(toy_data, tmp_path, ["model.recurrent_dropout=0.2"])
-    for key, value in expected.items():
-        np.testing.assert_array_equal(actual[key], value, err_msg=key)
