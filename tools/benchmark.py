@@ -96,15 +96,15 @@ def bench_train(args: argparse.Namespace) -> dict:
     import keras
 
     from nmt.config import load_config
+    from nmt.data.tokenizer import prepare_tokenizer
     from nmt.model.seq2seq import build_model
     from nmt.training.epochs import batches
     from nmt.training.steps import make_optimizer, make_train_step
-    from nmt.training.trainer import prepare_tokenizer
 
     config = load_config(args.config, size_overrides(args.size) + args.set)
     keras.utils.set_random_seed(config.training.seed)
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="nmt-bench-"))
-    tokenizer = prepare_tokenizer(config, work, print)
+    tokenizer = prepare_tokenizer(config, work / "tokenizer", print)
     model = build_model(config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size)
     optimizer = make_optimizer(config.training)
     t = config.training

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sentencepiece as spm
@@ -18,6 +19,9 @@ from nmt.atomic import atomic_write_bytes
 from nmt.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.data.text import read_lines
 from nmt.errors import NmtError
+
+if TYPE_CHECKING:
+    from nmt.config import Config
 
 JOINT_MODEL = "spm.model"
 SOURCE_MODEL = "source.model"
@@ -231,3 +235,26 @@ def train_tokenizer(
         atomic_write_bytes(directory / SOURCE_MODEL, _train_model(lines(source_files), **options))
         atomic_write_bytes(directory / TARGET_MODEL, _train_model(lines(target_files), **options))
     return Tokenizer.load(directory)
+
+
+def prepare_tokenizer(config: Config, directory: Path, log: Callable[[str], None]) -> Tokenizer:
+    """Loads the tokenizer in `directory`, training it from the config's training files the first
+    time. Here rather than in the trainer so that recipes can train one without TensorFlow."""
+    if directory.is_dir():
+        try:
+            return Tokenizer.load(directory)
+        except NmtError:  # incomplete (killed between two model files): train it again
+            pass
+    t = config.tokenizer
+    log(f"training the SentencePiece tokenizer ({t.model_type}, {t.vocab_size} pieces)")
+    return train_tokenizer(
+        [config.data.train_source],
+        [config.data.train_target],
+        directory,
+        vocab_size=t.vocab_size,
+        model_type=t.model_type,
+        joint=t.joint,
+        character_coverage=t.character_coverage,
+        byte_fallback=t.byte_fallback,
+        max_training_sentences=t.max_training_sentences,
+    )

@@ -20,7 +20,7 @@ import tensorflow as tf
 from nmt import run_directory
 from nmt.config import Config
 from nmt.data.text import check_parallel, read_lines
-from nmt.data.tokenizer import Tokenizer, train_tokenizer
+from nmt.data.tokenizer import Tokenizer, prepare_tokenizer
 from nmt.errors import NmtError
 from nmt.model.precision import resolve_compute_dtype
 from nmt.model.seq2seq import build_model
@@ -61,29 +61,6 @@ class _Training(NamedTuple):
 
 def _print(message: str) -> None:
     print(message, flush=True)
-
-
-def prepare_tokenizer(config: Config, run_dir: Path, log: Log) -> Tokenizer:
-    """Loads the run's tokenizer, training it from the training files the first time."""
-    directory = run_dir / run_directory.TOKENIZER
-    if directory.is_dir():
-        try:
-            return Tokenizer.load(directory)
-        except NmtError:  # incomplete (killed between two model files): train it again
-            pass
-    t = config.tokenizer
-    log(f"training the SentencePiece tokenizer ({t.model_type}, {t.vocab_size} pieces)")
-    return train_tokenizer(
-        [config.data.train_source],
-        [config.data.train_target],
-        directory,
-        vocab_size=t.vocab_size,
-        model_type=t.model_type,
-        joint=t.joint,
-        character_coverage=t.character_coverage,
-        byte_fallback=t.byte_fallback,
-        max_training_sentences=t.max_training_sentences,
-    )
 
 
 def _check_data(config: Config) -> None:
@@ -299,7 +276,7 @@ def train(
             if source is not None:
                 config = adopt_source_run(config, source, run_dir)
             order_changes = run_directory.prepare(config, run_dir, log)
-            tokenizer = prepare_tokenizer(config, run_dir, log)
+            tokenizer = prepare_tokenizer(config, run_dir / run_directory.TOKENIZER, log)
         else:
             order_changes = []
             tokenizer = wait_for(run_dir / run_directory.TOKENIZER, Tokenizer.load, "the tokenizer")

@@ -30,13 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from nmt.config import load_config
+    from nmt.data.tokenizer import prepare_tokenizer
     from nmt.errors import NmtError
-    from nmt.training.trainer import prepare_tokenizer
 
     try:
         config = load_config(args.config, args.set)
         args.run_dir.mkdir(parents=True, exist_ok=True)
-        prepare_tokenizer(config, args.run_dir, lambda line: print(line, flush=True))
+        prepare_tokenizer(config, args.run_dir / "tokenizer", lambda line: print(line, flush=True))
     except NmtError as error:
         print(f"tokenizer.py: error: {error}", file=sys.stderr)
         return 1
