@@ -17,6 +17,7 @@ from nmt.commands import (
     demo_command,
     evaluate_command,
     export_command,
+    prepare_command,
     score_command,
     serve_command,
     shortlist_command,
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     flags = [_global_flags(after_command=True)]
 
+    prepare_command.add_parser(commands, flags)
     train_command.add_parser(commands, flags)
     translate_command.add_parser(commands, flags)
     evaluate_command.add_parser(commands, flags)

@@ -53,10 +53,18 @@ class TokenizerConfig:
     vocab_size: int = _field(8000, SHAPE)
     joint: bool = _field(True, SHAPE)  # one model for source and target, trained on both sides
     character_coverage: float = _field(1.0, SHAPE)
-    # unknown characters become byte pieces instead of <unk>
+    # unknown characters become byte pieces instead of <unk>: recommended for web-crawled data
+    # (CommonCrawl, Paracrawl), whose rare scripts and symbols would otherwise all be <unk>
     byte_fallback: bool = _field(False, SHAPE)
-    # sampled per side when the corpus is larger
+    # sentences SentencePiece samples to train each model (a joint model draws them from both
+    # sides together, so 2,000,000 is 2,000,000 lines in all, not per side)
     max_training_sentences: int = _field(2_000_000, INIT)
+    # An existing tokenizer instead of training one: a SentencePiece model file (used for both
+    # sides) or a tokenizer folder of another run (spm.model, or source.model + target.model).
+    # Runs that share it can share one prepared corpus too (data.prepared_dir).
+    model: str = _field("", SHAPE, path=True)
+    # threads for SentencePiece training and for preparing the data (0: every core)
+    threads: int = _field(0, FREE)
 
     def __post_init__(self) -> None:
         _require(self.vocab_size >= 8, "tokenizer.vocab_size", self.vocab_size, "at least 8")
@@ -72,6 +80,51 @@ class TokenizerConfig:
             self.max_training_sentences,
             "positive",
         )
+        _require(self.threads >= 0, "tokenizer.threads", self.threads, ">= 0")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """One training corpus of `data.train`: two parallel files, its share of every epoch and an
+    optional source-side tag (e.g. "<bt>" on back-translated data, Caswell et al., 2019)."""
+
+    source: str = _field("", DATA_ORDER, path=True)
+    target: str = _field("", DATA_ORDER, path=True)
+    # pairs of this corpus in an epoch = weight x its pairs: 2 takes each pair twice, 0.5 a
+    # different random half every epoch
+    weight: float = _field(1.0, DATA_ORDER)
+    # a token put before every source sentence of this corpus; a tokenizer nmt trains learns it
+    # as one piece (a reused tokenizer.model must have it)
+    tag: str = _field("", DATA_ORDER)
+    # how logs, the prepared folder and tools/data_order.py call it (default: the source file's
+    # name without its language suffix)
+    name: str = _field("", DATA_ORDER)
+
+    def check(self, key: str) -> None:
+        """Validates the entry `key` (e.g. "data.train[1]") of the list."""
+        _require(bool(self.source), f"{key}.source", self.source, "a file")
+        _require(bool(self.target), f"{key}.target", self.target, "a file")
+        _require(self.weight > 0, f"{key}.weight", self.weight, "positive")
+        _require(
+            not self.tag or (len(self.tag.split()) == 1 and self.tag == self.tag.strip()),
+            f"{key}.tag",
+            self.tag,
+            "one token without spaces",
+        )
+        _require(
+            "/" not in self.name and not self.name.startswith("."),
+            f"{key}.name",
+            self.name,
+            "a name without '/' that does not start with '.'",
+        )
+
+    @property
+    def label(self) -> str:
+        """`name`, else the source file's name less `.gz` and its language suffix."""
+        if self.name:
+            return self.name
+        stem = Path(self.source).name.removesuffix(".gz")
+        return stem.rsplit(".", 1)[0] if "." in stem else stem
 
 
 @dataclass(frozen=True)
@@ -80,6 +133,12 @@ class DataConfig:
 
     train_source: str = _field("", DATA_ORDER, path=True)
     train_target: str = _field("", DATA_ORDER, path=True)
+    # Several corpora instead of train_source/train_target: a list of {source, target, weight,
+    # tag, name} (CorpusConfig); every epoch shuffles all of them together.
+    train: tuple[CorpusConfig, ...] = _field((), DATA_ORDER)
+    # Where the prepared (tokenized, binary) corpora live; "" is RUN/prepared. Runs with the
+    # same tokenizer may share one folder, so a corpus is tokenized once for all of them.
+    prepared_dir: str = _field("", FREE, path=True)
     valid_source: str = _field("", FREE, path=True)
     valid_target: str = _field("", FREE, path=True)
     max_source_length: int = _field(100, DATA_ORDER)  # pieces; longer training pairs are skipped
@@ -89,6 +148,9 @@ class DataConfig:
     # Length buckets of this many tokens. Narrow buckets waste less on padding but make each
     # batch less varied, which slows learning on small corpora where length tracks content.
     bucket_width: int = _field(8, DATA_ORDER)
+    # Every epoch shuffles the whole corpus, then sorts windows of this many pairs into length
+    # buckets and cuts them into batches, whose order is shuffled again: a larger window wastes
+    # less on padding, a smaller one keeps batches nearer to a uniform draw.
     shuffle_buffer: int = _field(30_000, DATA_ORDER)
     # Subword regularization (Kudo, 2018): every epoch segments each training sentence by a draw
     # among its 64 best segmentations, weighted P(x) ** alpha (Kudo: 0.1); 0 keeps the best one.
@@ -98,6 +160,25 @@ class DataConfig:
     def __post_init__(self) -> None:
         for name in ("max_source_length", "max_target_length", "bucket_width", "shuffle_buffer"):
             _require(getattr(self, name) > 0, f"data.{name}", getattr(self, name), "positive")
+        for name in ("max_source_length", "max_target_length"):
+            value = getattr(self, name)
+            _require(value < 65_535, f"data.{name}", value, "below 65,535 pieces")
+        for index, corpus in enumerate(self.train):
+            corpus.check(f"data.train[{index}]")
+        _require(
+            not (self.train and (self.train_source or self.train_target)),
+            "data.train",
+            "[...]",
+            "left out when data.train_source/train_target are set (use one form)",
+        )
+        labels = [corpus.label for corpus in self.corpora]
+        for label in labels:
+            _require(
+                labels.count(label) == 1,
+                "data.train",
+                label,
+                "a list whose corpora have different names (set `name` on each)",
+            )
         _require(self.batch_size >= 0, "data.batch_size", self.batch_size, ">= 0")
         _require(
             0.0 <= self.sampling_alpha <= 1.0,
@@ -117,6 +198,20 @@ class DataConfig:
             self.batch_tokens,
             "positive when data.batch_size is 0",
         )
+
+    @property
+    def corpora(self) -> tuple[CorpusConfig, ...]:
+        """The training corpora, whichever form the config used (none when it names none)."""
+        if self.train:
+            return self.train
+        if self.train_source or self.train_target:
+            return (CorpusConfig(self.train_source, self.train_target),)
+        return ()
+
+    @property
+    def tags(self) -> list[str]:
+        """The corpora's source tags, each once, in a fixed order."""
+        return sorted({corpus.tag for corpus in self.corpora if corpus.tag})
 
 
 @dataclass(frozen=True)
@@ -236,8 +331,12 @@ class TrainingConfig:
     # (4-7 s each, BENCHMARKS.md sitting H). Kept so saved configs that say false still load.
     jit_compile: bool = _field(False, FREE)
     # "none" (one device), "mirrored" (local GPUs, else the logical CPU devices) or
-    # "multi_worker" (TF_CONFIG cluster)
-    distribution: Literal["none", "mirrored", "multi_worker"] = _field("none", DATA_ORDER)
+    # "multi_worker" (TF_CONFIG cluster). Free on resume: the epoch's batches are planned for
+    # the whole run, not per replica, so another number of replicas goes on from the same batch.
+    distribution: Literal["none", "mirrored", "multi_worker"] = _field("none", FREE)
+    # how long a non-chief worker waits for the chief to write the tokenizer and prepare the
+    # data before giving up (preparing a large corpus takes a while)
+    worker_wait_minutes: float = _field(60.0, FREE)
 
     @property
     def fits_schedule(self) -> bool:
@@ -281,6 +380,12 @@ class TrainingConfig:
         _require(self.clip_norm > 0, "training.clip_norm", self.clip_norm, "positive")
         _require(0 <= self.ema_decay < 1, "training.ema_decay", self.ema_decay, "in [0, 1)")
         _require(self.max_minutes >= 0, "training.max_minutes", self.max_minutes, ">= 0")
+        _require(
+            self.worker_wait_minutes > 0,
+            "training.worker_wait_minutes",
+            self.worker_wait_minutes,
+            "positive",
+        )
         _require(0 <= self.seed < 2**31, "training.seed", self.seed, "in [0, 2**31)")
         _require(0 < self.decay_rate <= 1, "training.decay_rate", self.decay_rate, "in (0, 1]")
         _require(
@@ -413,6 +518,14 @@ def _build(cls: type, data: Any, prefix: str, base_dir: Path | None) -> Any:
         if dataclasses.is_dataclass(annotation):
             values[name] = _build(annotation, value, key, base_dir)
             continue
+        if typing.get_origin(annotation) is tuple:  # a list of sections, e.g. data.train
+            item_type = typing.get_args(annotation)[0]
+            value = [] if value is None else value
+            _require(isinstance(value, (list, tuple)), key, value, "a list")
+            values[name] = tuple(
+                _build(item_type, item, f"{key}[{i}]", base_dir) for i, item in enumerate(value)
+            )
+            continue
         value = _check_type(value, annotation, key)
         if known[name].metadata.get("path") and value and base_dir is not None:
             value = str((base_dir / Path(value).expanduser()).resolve())
@@ -491,22 +604,26 @@ def _culprit(data: dict, overrides: list[str], base_dir: Path, path: Path | None
     return "--set"
 
 
-def config_to_dict(config: Config) -> dict:
-    """The config as a plain nested dict (what `save_config` writes)."""
-    return dataclasses.asdict(config)
-
-
 def save_config(config: Config, path: str | Path) -> None:
     """Writes the resolved config as YAML, atomically, with absolute data paths (relative ones
     are taken from the working directory), so `nmt train --config RUN/config.yaml` works from
     anywhere."""
-    data = config_to_dict(config)
-    for section in dataclasses.fields(Config):
-        for f in dataclasses.fields(getattr(config, section.name)):
-            value = data[section.name][f.name]
-            if f.metadata.get("path") and value:
-                data[section.name][f.name] = str(Path(value).expanduser().resolve())
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(_absolute(config), sort_keys=False))
+
+
+def _absolute(section: Any) -> Any:
+    """A section (or list of them) as plain data, with every path field made absolute."""
+    if isinstance(section, tuple):
+        return [_absolute(item) for item in section]
+    data = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value) or isinstance(value, tuple):
+            value = _absolute(value)
+        elif f.metadata.get("path") and value:
+            value = str(Path(value).expanduser().resolve())
+        data[f.name] = value
+    return data
 
 
 def read_saved_config(path: str | Path) -> Config:

@@ -1,4 +1,4 @@
-"""tf.distribute training: batch sharding, and two workers training together over loopback."""
+"""tf.distribute training: two workers on loopback, and two replicas on logical CPUs."""
 
 import json
 import os
@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from nmt.training.distribution import shard_batches
 
 CONFIG = """\
 tokenizer: {{vocab_size: 60}}
@@ -42,13 +40,6 @@ from nmt.training import callbacks, trainer
 callbacks.discard_scratch = lambda run_dir, worker: None
 trainer.train(load_config(sys.argv[1]), sys.argv[2])
 """
-
-
-def test_shard_batches_gives_every_worker_the_same_number_of_steps():
-    batches = tf.data.Dataset.range(7)
-    shards = [list(shard_batches(batches, 2, first=w).as_numpy_iterator()) for w in (0, 1)]
-    assert shards == [[0, 2, 4], [1, 3, 5]]  # the odd last batch would leave worker 0 waiting
-    assert list(shard_batches(batches, 1, first=0).as_numpy_iterator()) == list(range(7))
 
 
 def _free_ports(count: int) -> list[int]:
@@ -202,11 +193,18 @@ print("stopped", result.stopped_because, result.steps)
 
 
 @pytest.mark.slow
-def test_mirrored_training_on_two_logical_cpus(toy_data, tmp_path):
+def test_mirrored_training_on_two_logical_cpus_resumes_a_one_replica_run_where_it_was(
+    toy_data, tmp_path
+):
+    """Trained 10 steps on one device, resumed on 2 replicas: the epoch goes on from batch 10
+    of its plan (no replay, no warning), each step then taking the next 2 batches."""
     config = tmp_path / "c.yaml"
     config.write_text(
         CONFIG.format(data=toy_data["train.en"].parent).replace("multi_worker", "none")
     )
+    single = [sys.executable, "-m", "nmt", "train", "--config", str(config)]
+    single += ["--run-dir", str(tmp_path / "run"), "--set", "training.max_steps=10"]
+    subprocess.run(single, check=True, capture_output=True, timeout=300)
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_TRAINING, str(config), str(tmp_path / "run")],
         capture_output=True,
@@ -215,6 +213,11 @@ def test_mirrored_training_on_two_logical_cpus(toy_data, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(2 replicas" in result.stdout and "stopped max_steps 30" in result.stdout
+    assert "steps with 2 replicas, from batch 10" in result.stdout
+    assert "changes the order" not in result.stdout + result.stderr
+    reader = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints" / "ckpt-30"))
+    position = [k for k in reader.get_variable_to_shape_map() if "batches_in_epoch" in k]
+    assert reader.get_tensor(position[0]) == 10 + 2 * 20
     losses = [
         float(x.split("| loss ")[1].split()[0])
         for x in result.stdout.splitlines()

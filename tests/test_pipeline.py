@@ -67,23 +67,3 @@ def test_training_batches_run_without_the_autotuner(toy_data, tokenizer):
     # With autotuning on, dropping an epoch's iterator waited for the autotuner's sleep (up to
     # 60 s, measured 43 s): training idled at about half of the epoch ends.
     assert _dataset(toy_data, tokenizer).options().autotune.enabled is False
-
-
-def test_subword_sampling_draws_seeded_segmentations_of_the_same_text(toy_data, tokenizer):
-    """data.sampling_alpha: the pieces vary with the seed (each epoch's), never the text, and the
-    same seed gives the same batches, as resuming needs."""
-
-    def targets(seed, alpha=0.1):
-        rows = []
-        for batch in _dataset(toy_data, tokenizer, seed=seed, sampling_alpha=alpha, shuffle=False):
-            rows += [
-                [int(i) for i in row if i not in (PAD_ID, EOS_ID)]
-                for row in batch["target_out"].numpy()
-            ]
-        return rows
-
-    sampled, best = targets(3), targets(3, alpha=0.0)
-    assert sampled == targets(3)
-    assert sampled != targets(4)
-    assert sorted(tokenizer.decode_target(sampled)) == sorted(tokenizer.decode_target(best))
-    assert sum(map(len, sampled)) > sum(map(len, best)), "draws are finer than the best split"

@@ -186,7 +186,9 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(toy_data, tmp_path
 
     text = CONFIG.format(data=toy_data["train.en"].parent, steps=200)
     (tmp_path / "c.yaml").write_text(text.replace("keep_checkpoints: 10", "keep_checkpoints: 50"))
-    config = load_config(tmp_path / "c.yaml")
+    # The prepared corpus lives elsewhere, as a shared data.prepared_dir would: the small disk
+    # holds the run's checkpoints only.
+    config = load_config(tmp_path / "c.yaml", [f"data.prepared_dir={tmp_path / 'prepared'}"])
     run_dir = small_disk / "run"
     with pytest.raises(NmtError, match=r"could not write checkpoint \d+ .*is intact"):
         trainer.train(config, run_dir)

@@ -15,11 +15,11 @@ import pytest
 import tensorflow as tf
 
 from nmt.config import load_config
+from nmt.data.training_data import load_training_data
 from nmt.errors import NmtError
 from nmt.model import precision
 from nmt.run_directory import load_trained
 from nmt.training import trainer
-from nmt.training.epochs import batches
 from nmt.training.losses import masked_cross_entropy
 from nmt.training.validation import validation_set
 
@@ -150,8 +150,9 @@ def test_fine_tuning_starts_from_the_source_models_loss(toy_data, tmp_path, monk
 
     model = load_trained(source).models[0]
     tokenizer = load_trained(source).tokenizer
-    d = config.data
-    batch = next(iter(batches(d, tokenizer, d.train_source, d.train_target, config.training.seed)))
+    data = load_training_data(config, tokenizer, tmp_path / "tuned" / "prepared", print)
+    first = data.plan(0).batch(0)
+    batch = data.features(first.corpus, first.line)._asdict()
     loss_sum, tokens = masked_cross_entropy(
         batch["target_out"], model(batch, training=True), config.training.label_smoothing
     )

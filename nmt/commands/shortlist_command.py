@@ -57,11 +57,9 @@ def _shortlist(args: argparse.Namespace) -> int:
             raise NmtError(f"{flag} must be at least 1, got {getattr(args, name)}")
     config = read_config(args.run_dir)
     tokenizer = load_tokenizer(args.run_dir)
-    pairs = list(
-        itertools.islice(
-            read_parallel(config.data.train_source, config.data.train_target), args.max_sentences
-        )
-    )
+    corpora = config.data.corpora
+    every_pair = itertools.chain.from_iterable(read_parallel(c.source, c.target) for c in corpora)
+    pairs = list(itertools.islice(every_pair, args.max_sentences))
     sources, targets = zip(*pairs) if pairs else ((), ())
     shortlist = build_shortlist(
         tokenizer.encode_source(list(sources)),
@@ -74,7 +72,7 @@ def _shortlist(args: argparse.Namespace) -> int:
     output = args.output or args.run_dir / "shortlist.npz"
     shortlist.save(output)
     print(
-        f"shortlist of {len(pairs):,} training pairs ({config.data.train_source}): "
+        f"shortlist of {len(pairs):,} training pairs ({', '.join(c.source for c in corpora)}): "
         f"{args.per_source} target pieces per source piece, {args.frequent} frequent ones"
     )
     print(f"written: {output}")

@@ -1,8 +1,9 @@
-"""tf.data input pipelines, built as small `dataset -> dataset` transformations.
+"""tf.data input pipelines over text files, built as small `dataset -> dataset` transformations.
 
-Text is read and tokenized in a streaming generator, so memory does not grow with corpus size
+Text is read and tokenized in a streaming generator, so memory does not grow with file size
 (only the shuffle buffer is held). Batches are right-padded with PAD_ID and grouped by length
-so that little compute goes to padding.
+so that little compute goes to padding. Validation reads its files this way; training reads
+prepared corpora instead (nmt/data/training_data.py), tokenized once rather than every epoch.
 
 Shapes: B batch, T_s source time, T_t target time.
 """
@@ -25,26 +26,20 @@ _ENCODE_CHUNK = 2048
 
 
 def _encoded_chunks(
-    source: Path, target: Path, tokenizer: Tokenizer, sampling_alpha: float = 0.0, seed: int = 0
+    source: Path, target: Path, tokenizer: Tokenizer
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Yields chunks of pairs as (source ids, source lengths, target ids, target lengths).
 
     Whole chunks cross from Python into tf.data: one element per pair cost ~0.4 ms each,
-    which stalled training at every epoch start while the shuffle buffer filled. With
-    `sampling_alpha` > 0 each chunk's segmentations are drawn with a seed of (seed, chunk), so
-    an epoch, and a resumed one, always gets the same pieces.
+    which stalled training at every epoch start while the shuffle buffer filled.
     """
     pairs = read_parallel(source, target)
-    for index in itertools.count():
+    while True:
         chunk = list(itertools.islice(pairs, _ENCODE_CHUNK))
         if not chunk:
             return
         texts = [s for s, _ in chunk], [t for _, t in chunk]
-        if sampling_alpha > 0:
-            chunk_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-            sources, targets = tokenizer.sample(*texts, sampling_alpha, chunk_seed)
-        else:
-            sources, targets = tokenizer.encode_source(texts[0]), tokenizer.encode_target(texts[1])
+        sources, targets = tokenizer.encode_source(texts[0]), tokenizer.encode_target(texts[1])
         kept = [(s, t) for s, t in zip(sources, targets) if s and t]  # empty sides teach nothing
         if kept:
             yield (
@@ -56,17 +51,12 @@ def _encoded_chunks(
 
 
 def parallel_dataset(
-    source: str | Path,
-    target: str | Path,
-    tokenizer: Tokenizer,
-    sampling_alpha: float = 0.0,
-    seed: int = 0,
+    source: str | Path, target: str | Path, tokenizer: Tokenizer
 ) -> tf.data.Dataset:
-    """Streams (source ids [T_s], target ids [T_t]) pairs from two aligned text files, each
-    segmented by a seeded draw when `sampling_alpha` > 0 (see `Tokenizer.sample`)."""
+    """Streams (source ids [T_s], target ids [T_t]) pairs from two aligned text files."""
     source, target = Path(source), Path(target)
     chunks = tf.data.Dataset.from_generator(
-        lambda: _encoded_chunks(source, target, tokenizer, sampling_alpha, seed),
+        lambda: _encoded_chunks(source, target, tokenizer),
         output_signature=(
             tf.TensorSpec([None], tf.int32),
             tf.TensorSpec([None], tf.int64),
@@ -156,17 +146,14 @@ def training_dataset(
     seed: int,
     shuffle: bool = True,
     max_pairs: int = 0,
-    sampling_alpha: float = 0.0,
 ) -> tf.data.Dataset:
-    """One epoch of shuffled, length-bucketed, padded training batches.
+    """Length-bucketed, padded batches of two text files (shuffled within a window).
 
     Each batch is a dict: source [B, T_s], target_in [B, T_t], target_out [B, T_t], int32.
-    The order depends only on `seed`, so a resumed run can skip to the same batch.
-    `max_pairs` > 0 keeps only the first pairs that pass the length filter (validation uses
-    it to compute the loss on the sentences it decodes). `sampling_alpha` > 0 samples each
-    sentence's segmentation, the draws also fixed by `seed`.
+    The order depends only on `seed`. `max_pairs` > 0 keeps only the first pairs that pass the
+    length filter (validation uses it to compute the loss on the sentences it decodes).
     """
-    dataset = parallel_dataset(source, target, tokenizer, sampling_alpha, seed)
+    dataset = parallel_dataset(source, target, tokenizer)
     dataset = dataset.apply(filter_by_length(max_source_length, max_target_length))
     if max_pairs:
         dataset = dataset.take(max_pairs)
@@ -177,8 +164,7 @@ def training_dataset(
     dataset = dataset.apply(batch_by_length(max_length, bucket_width, batch_size, batch_tokens))
     # Autotuning's thread sleeps up to 60 s between optimizations, and destroying an iterator
     # waits for that sleep to end: training idled 50-60 s at about half of the epoch ends.
-    # An epoch of batches takes ~2 s to make, so there is nothing to tune; AUTOTUNE
-    # parallelism then stays at the CPU count.
+    # There is nothing to tune; AUTOTUNE parallelism then stays at the CPU count.
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)

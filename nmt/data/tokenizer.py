@@ -6,8 +6,10 @@ The model files are written atomically into the run directory's `tokenizer/` fol
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +21,7 @@ from nmt.atomic import atomic_write_bytes
 from nmt.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from nmt.data.text import read_lines
 from nmt.errors import NmtError
+from nmt.threads import cores
 
 if TYPE_CHECKING:
     from nmt.config import Config
@@ -63,13 +66,26 @@ class Tokenizer:
     def target_vocab_size(self) -> int:
         return self._target.get_piece_size()
 
-    def encode_source(self, texts: Sequence[str]) -> list[list[int]]:
-        """Source piece ids, without BOS/EOS."""
-        return self._source.encode(list(texts))
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the model(s): prepared data made with another tokenizer is refused."""
+        digest = hashlib.sha256(self._source.serialized_model_proto())
+        if self._target is not self._source:
+            digest.update(self._target.serialized_model_proto())
+        return digest.hexdigest()
 
-    def encode_target(self, texts: Sequence[str]) -> list[list[int]]:
+    def source_piece_id(self, piece: str) -> int | None:
+        """The id of a whole source piece (a corpus tag, say), or None if it is not one."""
+        index = self._source.piece_to_id(piece)
+        return None if index == UNK_ID and piece != self._source.id_to_piece(UNK_ID) else index
+
+    def encode_source(self, texts: Sequence[str], threads: int = -1) -> list[list[int]]:
+        """Source piece ids, without BOS/EOS (`threads`: SentencePiece's, -1 its default)."""
+        return self._source.encode(list(texts), num_threads=threads)
+
+    def encode_target(self, texts: Sequence[str], threads: int = -1) -> list[list[int]]:
         """Target piece ids, without BOS/EOS (the pipeline adds them)."""
-        return self._target.encode(list(texts))
+        return self._target.encode(list(texts), num_threads=threads)
 
     def sample(
         self, sources: Sequence[str], targets: Sequence[str], alpha: float, seed: int
@@ -164,6 +180,8 @@ def _train_model(
     character_coverage: float,
     byte_fallback: bool,
     max_sentences: int,
+    user_symbols: Sequence[str],
+    threads: int,
 ) -> bytes:
     model = io.BytesIO()
     try:
@@ -181,7 +199,9 @@ def _train_model(
             hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
             input_sentence_size=max_sentences,
             shuffle_input_sentence=True,
-            num_threads=2,
+            # each tag (e.g. <bt>) is one piece, never split
+            user_defined_symbols=list(user_symbols),
+            num_threads=threads or cores(),
             minloglevel=2,
         )
     except RuntimeError as error:
@@ -199,6 +219,8 @@ def train_tokenizer(
     character_coverage: float = 1.0,
     byte_fallback: bool = False,
     max_training_sentences: int = 2_000_000,
+    user_symbols: Sequence[str] = (),
+    threads: int = 0,
 ) -> Tokenizer:
     """Trains SentencePiece on the training files and saves it in `directory`.
 
@@ -211,7 +233,10 @@ def train_tokenizer(
         joint: one model trained on both sides, or one model per side.
         character_coverage: share of characters covered by single-character pieces.
         byte_fallback: encode characters outside the vocabulary as UTF-8 byte pieces.
-        max_training_sentences: sentences sampled per model.
+        max_training_sentences: sentences sampled for each model (from both sides together
+            for a joint model).
+        user_symbols: pieces kept whole, such as corpus tags.
+        threads: SentencePiece's training threads (0: every core).
 
     Returns:
         The loaded tokenizer.
@@ -227,13 +252,20 @@ def train_tokenizer(
         character_coverage=character_coverage,
         byte_fallback=byte_fallback,
         max_sentences=max_training_sentences,
+        threads=threads,
     )
     if joint:
-        data = _train_model(itertools.chain(lines(source_files), lines(target_files)), **options)
+        data = _train_model(
+            itertools.chain(lines(source_files), lines(target_files)),
+            user_symbols=user_symbols,
+            **options,
+        )
         atomic_write_bytes(directory / JOINT_MODEL, data)
     else:
-        atomic_write_bytes(directory / SOURCE_MODEL, _train_model(lines(source_files), **options))
-        atomic_write_bytes(directory / TARGET_MODEL, _train_model(lines(target_files), **options))
+        source = _train_model(lines(source_files), user_symbols=user_symbols, **options)
+        atomic_write_bytes(directory / SOURCE_MODEL, source)
+        target = _train_model(lines(target_files), user_symbols=(), **options)
+        atomic_write_bytes(directory / TARGET_MODEL, target)
     return Tokenizer.load(directory)
 
 
@@ -246,10 +278,14 @@ def prepare_tokenizer(config: Config, directory: Path, log: Callable[[str], None
         except NmtError:  # incomplete (killed between two model files): train it again
             pass
     t = config.tokenizer
+    if t.model:
+        log(f"tokenizer: using {t.model}")
+        return copy_tokenizer(Path(t.model), directory)
     log(f"training the SentencePiece tokenizer ({t.model_type}, {t.vocab_size} pieces)")
+    corpora = config.data.corpora
     return train_tokenizer(
-        [config.data.train_source],
-        [config.data.train_target],
+        [corpus.source for corpus in corpora],
+        [corpus.target for corpus in corpora],
         directory,
         vocab_size=t.vocab_size,
         model_type=t.model_type,
@@ -257,4 +293,32 @@ def prepare_tokenizer(config: Config, directory: Path, log: Callable[[str], None
         character_coverage=t.character_coverage,
         byte_fallback=t.byte_fallback,
         max_training_sentences=t.max_training_sentences,
+        user_symbols=config.data.tags,
+        threads=t.threads,
     )
+
+
+def copy_tokenizer(model: Path, directory: Path) -> Tokenizer:
+    """Copies an existing tokenizer into a run: a SentencePiece model file becomes the joint
+    model, a tokenizer folder (another run's) is copied as it is.
+
+    Raises:
+        NmtError: `model` is neither, or SentencePiece cannot read it.
+    """
+    if model.is_dir():
+        Tokenizer.load(model)  # refuse a folder without a tokenizer before copying anything
+        names = [JOINT_MODEL] if (model / JOINT_MODEL).is_file() else [SOURCE_MODEL, TARGET_MODEL]
+        sources = [(model / name, name) for name in names]
+    elif model.is_file():
+        _load_model(model)
+        sources = [(model, JOINT_MODEL)]
+    else:
+        raise NmtError(f"tokenizer.model: {model}: no such file or folder")
+    staging = directory.with_name(f".{directory.name}.copy")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for path, name in sources:
+        atomic_write_bytes(staging / name, path.read_bytes())
+    shutil.rmtree(directory, ignore_errors=True)  # an incomplete earlier copy
+    staging.rename(directory)
+    return Tokenizer.load(directory)

@@ -69,7 +69,10 @@ class ProgressReport:
         self.tokens, self.loss, self.steps = 0.0, 0.0, 0
         self.started = time.monotonic()
 
-    def after_step(self, step: int, epoch: int, loss: float, tokens: float, seconds: float):
+    def after_step(
+        self, step: int, epoch: int, loss: float, tokens: float, seconds: float, done: float
+    ):
+        """Counts a step; `done` is the share of the epoch read so far (0 to 1)."""
         self.tokens += tokens
         self.loss += loss
         self.steps += 1
@@ -87,7 +90,8 @@ class ProgressReport:
         tf.summary.scalar("train/learning_rate", learning_rate, step=step)
         tf.summary.scalar("train/target_tokens_per_second", self.tokens / elapsed, step=step)
         self.log(
-            f"step {step:>7} | epoch {epoch + 1} | loss {self.loss / self.steps:.3f}"
+            f"step {step:>7} | epoch {epoch + 1} ({100 * done:.0f}%)"
+            f" | loss {self.loss / self.steps:.3f}"
             f" | lr {learning_rate:.2e} | {self.tokens / elapsed:,.0f} tgt tok/s"
             f" | {format_seconds(seconds)}"
         )

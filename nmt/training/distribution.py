@@ -79,22 +79,6 @@ def worker_of(strategy: tf.distribute.Strategy) -> Worker:
     return Worker(index, count, index == 0)
 
 
-def shard_batches(
-    dataset: tf.data.Dataset, group_size: int, first: int, count: int = 1
-) -> tf.data.Dataset:
-    """Batches first .. first+count-1 of every complete group of `group_size` batches.
-
-    A group is one training step's batches for all replicas. Every worker builds the same
-    batch stream (same seed) and keeps its replicas' share, so all workers see the same
-    number of steps per epoch and none waits for a peer that ran out of data.
-    """
-    if group_size == 1:
-        return dataset
-    return dataset.window(group_size, drop_remainder=True).flat_map(
-        lambda group: tf.data.Dataset.zip(group).skip(first).take(count)
-    )
-
-
 def make_stop_vote(strategy: tf.distribute.Strategy):
     """vote(flag) -> True when any worker passed True; all workers must vote at each step."""
 

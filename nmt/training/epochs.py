@@ -1,13 +1,67 @@
-"""The batches of one training epoch, seeded by epoch and resumable at any batch."""
+"""The batches of one training epoch as `tf.distribute` hands them to the replicas.
+
+Every worker makes the same epoch plan (nmt/data/epoch_plan.py) and reads only its own
+replicas' batches of it from the prepared shards. A step takes the plan's next R batches for
+R replicas; the position saved in checkpoints counts plan batches, so a run resumed on another
+number of replicas goes on from the same pair.
+"""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import tensorflow as tf
 
 from nmt.config import DataConfig
+from nmt.data.epoch_plan import EpochPlan, PlannedBatch, replica_batches
 from nmt.data.pipeline import training_dataset
 from nmt.data.tokenizer import Tokenizer
-from nmt.training.distribution import shard_batches
+from nmt.data.training_data import TrainingData
+from nmt.training.steps import BATCH_SPEC
+
+
+class Epoch(NamedTuple):
+    """One epoch from a position on, ready for the train step."""
+
+    dataset: tf.distribute.DistributedDataset
+    plan: EpochPlan
+    steps: int  # training steps from the position to the end of the epoch
+    # plan batches consumed after each of those steps (the position to save)
+    positions: list[int]
+
+
+def epoch_batches(
+    data: TrainingData, strategy: tf.distribute.Strategy, epoch: int, position: int
+) -> Epoch:
+    """Epoch `epoch` (0-based) from plan batch `position` on, for `strategy`'s replicas."""
+    plan = data.plan(epoch)
+    replicas = strategy.num_replicas_in_sync
+    steps = replica_batches(plan, position, replicas)
+    positions = [min(position + (i + 1) * replicas, plan.batches) for i in range(len(steps))]
+
+    def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        mine = [step[first + r] for step in steps for r in range(local)]
+        return replica_dataset(data, mine, epoch)
+
+    return Epoch(strategy.distribute_datasets_from_function(pipeline), plan, len(steps), positions)
+
+
+def replica_dataset(data: TrainingData, batches: list[PlannedBatch], epoch: int):
+    """The padded feature dicts of the given batches, made in a background thread ahead of
+    the train step."""
+
+    def generate():
+        for batch in batches:  # the key seeds subword sampling: unique to the batch and epoch
+            yield data.features(batch.corpus, batch.line, (epoch << 40) + batch.start)._asdict()
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=BATCH_SPEC)
+    # Autotuning's thread sleeps up to 60 s between optimizations, and destroying an iterator
+    # waits for that sleep to end: training idled 50-60 s at epoch ends. Nothing to tune here.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(4).with_options(options)
 
 
 def batches(
@@ -18,10 +72,9 @@ def batches(
     seed: int = 0,
     shuffle: bool = True,
     max_pairs: int = 0,
-    sample: bool = False,
 ) -> tf.data.Dataset:
-    """`training_dataset` with the config's data settings (one epoch); `sample`: segment by
-    the config's subword sampling (training batches, not validation)."""
+    """Batches of a text file tokenized as it is read (validation; tools that need a few batches
+    without preparing a corpus), with the config's batching settings."""
     return training_dataset(
         source,
         target,
@@ -35,32 +88,4 @@ def batches(
         seed=seed,
         shuffle=shuffle,
         max_pairs=max_pairs,
-        sampling_alpha=data.sampling_alpha if sample else 0.0,
     )
-
-
-def epoch_batches(
-    data: DataConfig,
-    tokenizer: Tokenizer,
-    strategy: tf.distribute.Strategy,
-    seed: int,
-    skip: int,
-):
-    """One epoch in the order `seed` gives it, from batch `skip` on, each replica's batches as
-    `strategy` distributes them (the training seed plus the epoch number makes every epoch's
-    order different and every rerun's the same)."""
-
-    def replica_batches(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        dataset = batches(
-            data, tokenizer, data.train_source, data.train_target, seed=seed, sample=True
-        )
-        local_replicas = context.num_replicas_in_sync // context.num_input_pipelines
-        dataset = shard_batches(
-            dataset,
-            context.num_replicas_in_sync,
-            first=context.input_pipeline_id * local_replicas,
-            count=local_replicas,
-        )
-        return dataset.skip(skip * local_replicas)
-
-    return strategy.distribute_datasets_from_function(replica_batches)

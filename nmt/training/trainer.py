@@ -21,6 +21,7 @@ from nmt import run_directory
 from nmt.config import Config
 from nmt.data.text import check_parallel, read_lines
 from nmt.data.tokenizer import Tokenizer, prepare_tokenizer
+from nmt.data.training_data import TrainingData, load_training_data, prepared_folder
 from nmt.errors import NmtError
 from nmt.model.precision import resolve_compute_dtype
 from nmt.model.seq2seq import build_model
@@ -64,16 +65,17 @@ def _print(message: str) -> None:
 
 
 def _check_data(config: Config) -> None:
-    """Bad data files are reported now, naming file and line, not mid-training."""
+    """Bad files are reported now, naming file and line, not mid-training: the validation
+    files here (the training corpora are checked as they are prepared)."""
     d = config.data
-    if not (d.train_source and d.train_target):
-        raise NmtError("the config must set data.train_source and data.train_target")
-    pairs = [(d.train_source, d.train_target)]
+    if not d.corpora:
+        raise NmtError(
+            "the config names no training data: set data.train_source and data.train_target, "
+            "or data.train"
+        )
     if d.valid_source and d.valid_target:
-        pairs.append((d.valid_source, d.valid_target))
-    for pair in pairs:
-        check_parallel(*pair)
-        for path in pair:
+        check_parallel(d.valid_source, d.valid_target)
+        for path in (d.valid_source, d.valid_target):
             for _ in read_lines(path):  # invalid UTF-8
                 pass
 
@@ -118,7 +120,7 @@ def _describe_devices(config: Config, strategy: tf.distribute.Strategy) -> str:
 def _train_loop(
     config: Config,
     training: _Training,
-    tokenizer: Tokenizer,
+    data: TrainingData,
     strategy: tf.distribute.Strategy,
     hooks: _Hooks,
     signals: list[int],
@@ -141,10 +143,8 @@ def _train_loop(
             return limit or "other_worker"
         if hooks.validator is not None and hooks.validator.out_of_patience():
             return "early_stopping"
-        batches_at_start = int(p.batches_in_epoch)
-        dataset = epoch_batches(
-            config.data, tokenizer, strategy, t.seed + epoch, skip=batches_at_start
-        )
+        current = epoch_batches(data, strategy, epoch, int(p.batches_in_epoch))
+        hooks.log_epoch(epoch, current, strategy.num_replicas_in_sync, int(p.batches_in_epoch))
         if train_step is None:
             train_step = make_train_step(
                 model,
@@ -153,23 +153,21 @@ def _train_loop(
                 t.clip_norm,
                 t.jit_compile,
                 strategy,
-                input_signature=[dataset.element_spec],
+                input_signature=[current.dataset.element_spec],
             )
-        for batch in dataset:
+        for batch, position in zip(current.dataset, current.positions):
             loss, tokens, gradient_norm = train_step(batch)
             step, loss = steps_done(optimizer), float(loss)
             _check_finite(loss, float(gradient_norm), step, hooks.run_dir)
-            p.batches_in_epoch.assign_add(1)
+            p.batches_in_epoch.assign(position)
             p.train_seconds.assign(time.monotonic() - started)
-            hooks.progress.after_step(step, epoch, loss, float(tokens), float(p.train_seconds))
+            done = position / max(current.plan.batches, 1)
+            hooks.progress.after_step(
+                step, epoch, loss, float(tokens), float(p.train_seconds), done
+            )
             stopped = hooks.after_step(step, signals, vote)
             if stopped:
                 return stopped
-        if int(p.batches_in_epoch) == batches_at_start == 0:
-            raise NmtError(
-                f"no training pairs in {config.data.train_source} survive the length filter "
-                "(data.max_source_length / data.max_target_length) or they are all empty"
-            )
         p.epoch.assign_add(1)
         p.batches_in_epoch.assign(0)
 
@@ -200,6 +198,16 @@ class _Hooks:
         self.fit = fit
         self.clock_start = time.monotonic() - float(training.progress.train_seconds)
         self.validated_step = -1
+        self.log = progress.log
+
+    def log_epoch(self, epoch: int, current, replicas: int, position: int) -> None:
+        """Says how long the epoch is, in batches and in steps, and where it starts."""
+        where = f", from batch {position:,}" if position else ""
+        self.log(
+            f"epoch {epoch + 1}: {len(current.plan.line):,} pairs in {current.plan.batches:,} "
+            f"batches, {current.steps:,} steps with {replicas} "
+            f"{'replicas' if replicas > 1 else 'replica'}{where}"
+        )
 
     def validate(self, step: int) -> None:
         if self.validator is not None and self.validated_step != step:
@@ -272,14 +280,24 @@ def train(
     log = TrainLog(run_dir / run_directory.TRAIN_LOG if worker.is_chief else None, log)
     try:
         log(_describe_devices(config, strategy))
+        wait = 60 * config.training.worker_wait_minutes
         if worker.is_chief:
             if source is not None:
                 config = adopt_source_run(config, source, run_dir)
             order_changes = run_directory.prepare(config, run_dir, log)
             tokenizer = prepare_tokenizer(config, run_dir / run_directory.TOKENIZER, log)
+            data = load_training_data(config, tokenizer, prepared_folder(config, run_dir), log)
         else:
             order_changes = []
-            tokenizer = wait_for(run_dir / run_directory.TOKENIZER, Tokenizer.load, "the tokenizer")
+            tokenizer = wait_for(
+                run_dir / run_directory.TOKENIZER, Tokenizer.load, "the tokenizer", wait
+            )
+            data = wait_for(
+                prepared_folder(config, run_dir),
+                lambda folder: load_training_data(config, tokenizer, folder, log, prepare=False),
+                "the prepared data",
+                wait,
+            )
         training = _build(config, tokenizer, strategy)
         checkpoint = _restore(run_dir, training, bool(order_changes), source, log)
         log(f"model: {training.model.count_params():,} parameters; run directory {run_dir}")
@@ -287,7 +305,7 @@ def train(
             replicas = strategy.num_replicas_in_sync
             log(f"worker {worker.index} of {worker.count}, {replicas} replicas")
         hooks = _make_hooks(config, run_dir, training, tokenizer, checkpoint, worker, log)
-        return _run(config, run_dir, training, tokenizer, strategy, hooks, log)
+        return _run(config, run_dir, training, data, strategy, hooks, log)
     finally:
         log.close()
 
@@ -351,7 +369,7 @@ def _make_hooks(config, run_dir, training, tokenizer, checkpoint, worker, log) -
     return _Hooks(config, training, run_dir, worker, validator, checkpointer, progress, fit)
 
 
-def _run(config, run_dir, training, tokenizer, strategy, hooks, log) -> TrainResult:
+def _run(config, run_dir, training, data, strategy, hooks, log) -> TrainResult:
     """The loop inside the signal handlers and the TensorBoard writer, then the last save."""
     writer = (
         tf.summary.create_file_writer(str(run_dir / run_directory.SUMMARIES))
@@ -360,7 +378,7 @@ def _run(config, run_dir, training, tokenizer, strategy, hooks, log) -> TrainRes
     )
     first_step = steps_done(training.optimizer)
     with stop_requests() as signals, writer.as_default():
-        stopped = _train_loop(config, training, tokenizer, strategy, hooks, signals)
+        stopped = _train_loop(config, training, data, strategy, hooks, signals)
         step = steps_done(training.optimizer)
         hooks.finish(step, stopped, trained=step > first_step)
     writer.close()
