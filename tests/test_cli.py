@@ -487,7 +487,7 @@ def test_evaluate_takes_the_language_from_the_run_and_says_so(toy_data, tmp_path
     assert main(["evaluate", "--run-dir", str(run.run_dir), *common]) == 0
     out = capsys.readouterr().out
     assert "|lc+moses-tok:de" in out
-    assert "Moses tokenization for lc-tok: de (from the run's data.train_target, train.de)" in out
+    assert "Moses tokenization for lc-tok: de (from the run's training targets, train.de)" in out
     assert main(["evaluate", "--run-dir", str(run.run_dir), *common, "--lang", "fr"]) == 0
     assert "Moses tokenization for lc-tok: fr (--lang)" in capsys.readouterr().out
 

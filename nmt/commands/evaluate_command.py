@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -51,21 +52,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     references = list(read_lines(args.ref))
     lang, origin = _target_language(args)  # before translating: a missing --lang fails fast
     if args.run_dir:
-        from nmt.atomic import atomic_write_text
-        from nmt.decoding.translator import Translator
-
-        if not args.source:
-            raise NmtError("--run-dir needs --source, the file to translate")
-        from nmt.progress import progress_bar
-
-        translator = Translator.load(
-            args.run_dir, args.checkpoint, args.compute_dtype, args.shortlist
-        )
-        sources = list(read_lines(args.source))
-        with progress_bar(len(sources), getattr(args, "quiet", False), "translating") as bar:
-            hypotheses = translator.translate(sources, bar.update, **decoding_overrides(args))
-        if args.hyp:
-            atomic_write_text(args.hyp, "".join(h + "\n" for h in hypotheses))
+        hypotheses = _translate_source(args, len(references))
     elif args.hyp:
         _refuse_decoding_flags(args)
         hypotheses = list(read_lines(args.hyp))
@@ -96,6 +83,44 @@ def _evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _translate_source(args: argparse.Namespace, references: int) -> list[str]:
+    """The translations of --source (also written to --hyp if given), translated as `nmt
+    translate` does, a batch of lines at a time: only the text is kept for sacreBLEU, never
+    the whole file's pieces and search inputs.
+
+    Raises:
+        NmtError: no --source, or its line count is not the references' (checked before
+            translating).
+    """
+    from nmt.commands.command_output import output_stream
+    from nmt.commands.translate_command import FILE_BATCH_LINES
+    from nmt.data.line_batches import fixed_batches
+    from nmt.data.text import count_lines, read_lines
+    from nmt.decoding.translator import Translator
+    from nmt.progress import progress_bar
+
+    if not args.source:
+        raise NmtError("--run-dir needs --source, the file to translate")
+    lines = count_lines(args.source)
+    if lines != references:
+        raise NmtError(
+            f"--source {args.source} has {lines} lines but --ref {args.ref} has {references}"
+        )
+    translator = Translator.load(args.run_dir, args.checkpoint, args.compute_dtype, args.shortlist)
+    settings = {**decoding_overrides(args), "n_best": 1}
+    batches = fixed_batches(read_lines(args.source), FILE_BATCH_LINES)
+    hypotheses: list[str] = []
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(progress_bar(lines, getattr(args, "quiet", False), "translating"))
+        out = stack.enter_context(output_stream(args.hyp)) if args.hyp else None
+        for batch in translator.translate_batches(batches, bar.update, **settings):
+            texts = [nbest[0].text for nbest in batch.nbest]
+            hypotheses += texts
+            if out is not None:
+                out.writelines(text + "\n" for text in texts)
+    return hypotheses
 
 
 def _refuse_decoding_flags(args: argparse.Namespace) -> None:
@@ -146,14 +171,15 @@ def _target_language(args: argparse.Namespace) -> tuple[str | None, str]:
         return None, ""
     from nmt.config import read_saved_config
 
-    target = read_saved_config(Path(args.run_dir) / "config.yaml").data.train_target
-    lang = language_suffix(target)
-    if lang is None:
+    corpora = read_saved_config(Path(args.run_dir) / "config.yaml").data.corpora
+    targets = [corpus.target for corpus in corpora]
+    languages = {language_suffix(target) for target in targets}
+    if len(languages) != 1 or None in languages:
         raise NmtError(
-            f"cannot tell the target language from the run's data.train_target {target} "
-            "(no language suffix such as train.de.gz); give --lang"
+            f"cannot tell the target language from the run's training targets "
+            f"({', '.join(targets)}: no one language suffix such as train.de.gz); give --lang"
         )
-    return lang, f"from the run's data.train_target, {Path(target).name}"
+    return languages.pop(), f"from the run's training targets, {Path(targets[0]).name}"
 
 
 def language_suffix(path: str) -> str | None:

@@ -4,12 +4,18 @@ alignments and attention plots on request."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from nmt.commands.command_output import output_stream
 from nmt.commands.decoding_flags import add_decoding_flags, decoding_overrides
+from nmt.commands.resumable_output import RECORD_SUFFIX, ResumedOutput, resumed_output
 from nmt.errors import NmtError
+
+FILE_BATCH_LINES = 1024  # input lines of a file translated, and written, at a time
 
 
 def add_parser(
@@ -25,7 +31,21 @@ def add_parser(
     )
     p.add_argument("--run-dir", required=True, type=Path, help="run directory of a trained model")
     p.add_argument("--input", default="-", help="text file (plain or .gz), or - for stdin")
-    p.add_argument("--output", default="-", help="output file, or - for stdout")
+    p.add_argument(
+        "--output",
+        default="-",
+        help="output file, or - for stdout; a file appears, under its name, only once complete "
+        "(a killed run leaves none and a rerun starts over), unless --resume",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="write --output FILE batch by batch, and if FILE holds the lines of an interrupted "
+        "run of this command, translate only the input after its last complete batch, so a "
+        "rerun of a killed job ends with one output line per input line. FILE"
+        f"{RECORD_SUFFIX} records the input and the flags; a rerun with another input or "
+        "other flags is refused (remove FILE to start over). Needs --input FILE",
+    )
     p.add_argument(
         "--errors",
         choices=("strict", "replace"),
@@ -55,27 +75,68 @@ def _translate(args: argparse.Namespace) -> int:
     from nmt.decoding.translator import Translator
     from nmt.progress import progress_bar
 
-    translator = Translator.load(args.run_dir, args.checkpoint, args.compute_dtype, args.shortlist)
-    settings = decoding_overrides(args)
-    n_best = settings.get("n_best", translator.decoding.n_best)
     if args.input != "-" and args.output != "-":
         if Path(args.input).resolve() == Path(args.output).resolve():
             raise NmtError(f"--output {args.output} is the input file; choose another name")
+    if args.resume and "-" in (args.input, args.output):
+        raise NmtError(
+            "--resume needs --input FILE and --output FILE: a pipe cannot be read again "
+            "or continued"
+        )
+    translator = Translator.load(args.run_dir, args.checkpoint, args.compute_dtype, args.shortlist)
+    settings = decoding_overrides(args)
+    n_best = settings.get("n_best", translator.decoding.n_best)
     # No bar while someone types the input or reads the translations on the same terminal.
     shown = not (sys.stdin.isatty() or (args.output == "-" and sys.stdout.isatty()))
     bar = progress_bar(None, getattr(args, "quiet", False), "translating", shown)
-    if args.input == "-":
-        # Whatever has arrived: one line for a program that waits, big batches for a file.
-        batches = available_batches(sys.stdin.fileno(), "<stdin>", args.errors)
-    else:
-        batches = fixed_batches(read_lines(args.input, args.errors), 1024)
-        if not bar.disable:
-            bar.reset(total=count_lines(args.input))
     annotate = _annotator(args, translator)
-    with bar, output_stream(args.output) as out:
+    with bar, _open_output(args, n_best) as (out, done):
+        if args.input == "-":
+            # Whatever has arrived: one line for a program that waits, big batches for a file.
+            batches = available_batches(sys.stdin.fileno(), "<stdin>", args.errors)
+        else:
+            lines = itertools.islice(read_lines(args.input, args.errors), done, None)
+            batches = fixed_batches(lines, FILE_BATCH_LINES)
+            if not bar.disable:
+                bar.reset(total=count_lines(args.input) - done)
         results = translator.translate_batches(batches, bar.update, **settings)
-        _write_translations(results, out, n_best, args.n_best_format, annotate)
+        _write_translations(results, out, n_best, args.n_best_format, annotate, done)
     return 0
+
+
+@contextlib.contextmanager
+def _open_output(args: argparse.Namespace, n_best: int) -> Iterator[ResumedOutput]:
+    """The output stream and the input lines it already translates (0 unless --resume)."""
+    if not args.resume:
+        with output_stream(args.output) as out:
+            yield ResumedOutput(out, 0)
+        return
+    with resumed_output(
+        Path(args.output), Path(args.input), _output_settings(args), n_best, FILE_BATCH_LINES
+    ) as resumed:
+        yield resumed
+
+
+def _output_settings(args: argparse.Namespace) -> dict:
+    """The flags that change the output lines, which a resumed run must share with the first
+    (--concurrent-batches does not: the translations are the same)."""
+
+    def resolved(path) -> str | None:
+        return None if path is None else str(Path(path).resolve())
+
+    settings = decoding_overrides(args)
+    settings.pop("concurrent_batches", None)
+    return {
+        **settings,
+        "run_dir": resolved(args.run_dir),
+        "checkpoint": [resolved(c) for c in args.checkpoint] if args.checkpoint else None,
+        "shortlist": resolved(args.shortlist),
+        "compute_dtype": args.compute_dtype,
+        "errors": args.errors,
+        "n_best_format": args.n_best_format,
+        "alignments": args.alignments,
+        "attention_plots": resolved(args.attention_plots),
+    }
 
 
 def _annotator(args: argparse.Namespace, translator):
@@ -99,7 +160,7 @@ def _annotator(args: argparse.Namespace, translator):
 
 
 def _write_translations(
-    batches, out, n_best: int, n_best_format: str = "plain", annotate=None
+    batches, out, n_best: int, n_best_format: str = "plain", annotate=None, first_index: int = 0
 ) -> None:
     """One line per input, or n lines per input for n-best lists, flushed after every batch so
     a program waiting for its line gets it.
@@ -108,9 +169,10 @@ def _write_translations(
     `Hypothesis.score`; 'moses' writes Moses' n-best format, 'INDEX ||| TEXT ||| F0= SCORE |||
     SCORE' (one feature, the search score, then the total), for tools that read Moses n-best
     lists, even for --n-best 1. With alignments each line ends in ' ||| ' and Pharaoh links, as
-    Marian's --alignment writes.
+    Marian's --alignment writes. `first_index` is the 0-based input line number of the first
+    batch's first line (INDEX and plot names count from it).
     """
-    index = 0
+    index = first_index
     for batch in batches:
         links = annotate(batch.sources, batch.nbest, index) if annotate else None
         for row, nbest in enumerate(batch.nbest):
