@@ -5,6 +5,7 @@
     python tools/benchmark.py decode --run-dir runs/multi30k-en-de \
         --source recipes/multi30k/data/test_2016_flickr.en.gz --beam-size 5
     python tools/benchmark.py matmul
+    python tools/benchmark.py scale --multi30k ../shared/data/multi30k --work-dir /tmp/scale
 
 train: target tokens/s of the real training step (the same `make_train_step` as `nmt train`)
 after a warm-up, median over 50-step windows, no validation or checkpoints, plus peak RSS and
@@ -14,6 +15,11 @@ decode: sentences/s and target pieces/s (EOS excluded) for a whole file after mo
 first pass includes tf.function tracing, later passes are steady state; medians reported.
 matmul: float32 and bfloat16 GFLOP/s of a 2048x2048 matmul (the hardware yardstick) and of
 two matmul shapes of the model size (an LSTM step at batch 64, the output projection).
+
+scale: the data path on synthetic WMT-length corpora of 0.5, 1 and 2 million pairs made from
+Multi30k: prepare pairs/s, epoch pairs/s, resume latency, per-worker input CPU, data order,
+`nmt train` start to first step, peak RSS, today's streaming pipeline beside it
+(tools/scale_benchmark.py says how each is measured).
 
 --size names a reference model (MODEL_SIZES; default ref-small): `train` applies it to the
 config as `--set` overrides before the user's own, `matmul` takes its shapes from it.
@@ -232,6 +238,12 @@ def bench_matmul(args: argparse.Namespace) -> dict:
     return {"benchmark": "matmul", "size": args.size, **results}
 
 
+def bench_scale(args: argparse.Namespace) -> dict:
+    import scale_benchmark  # tools/, beside this script
+
+    return {"benchmark": "scale", **scale_benchmark.run(args)}
+
+
 def _add_size_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--size",
@@ -297,9 +309,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ref", help="reference file: also report cased sacreBLEU of the output")
     p = sub.add_parser("matmul", help="float32, bfloat16 and int8 matmul peaks")
     _add_size_flag(p)
+    p = sub.add_parser("scale", help="the data path on synthetic corpora of millions of pairs")
+    p.add_argument("--multi30k", required=True, help="folder of Multi30k's train.{en,de}.gz")
+    p.add_argument(
+        "--work-dir", required=True, help="where corpora, tokenizer and runs go (GBs at 2M)"
+    )
+    p.add_argument(
+        "--config",
+        default="recipes/multi30k/en-de.yaml",
+        help="batching and model settings (default: %(default)s)",
+    )
+    p.add_argument("--set", action="append", default=[], help="config override, as nmt train")
+    p.add_argument(
+        "--pairs",
+        type=int,
+        nargs="+",
+        default=[500_000, 1_000_000, 2_000_000],
+        help="corpus sizes (default: %(default)s)",
+    )
+    p.add_argument(
+        "--baseline-at",
+        type=int,
+        nargs="*",
+        default=[2_000_000],
+        help="sizes at which the streaming pipeline is timed too (default: %(default)s)",
+    )
     parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args(argv)
-    result = {"train": bench_train, "decode": bench_decode, "matmul": bench_matmul}[args.what](args)
+    benches = {"train": bench_train, "decode": bench_decode, "matmul": bench_matmul}
+    benches["scale"] = bench_scale
+    result = benches[args.what](args)
     import tensorflow as tf
 
     result.update(

@@ -24,7 +24,7 @@ import numpy as np
 class CorpusLengths(NamedTuple):
     """What the plan needs of one prepared corpus."""
 
-    lengths: np.ndarray  # int64 [N, 2]: source and target pieces of each line
+    lengths: np.ndarray  # int32 [N, 2]: source and target pieces of each line
     weight: float
     tagged: bool  # a tag piece goes before each source sentence
 
@@ -46,14 +46,14 @@ class PlannedBatch(NamedTuple):
 
     start: int
     corpus: np.ndarray  # int32 [B]
-    line: np.ndarray  # int64 [B]
+    line: np.ndarray  # int32 [B]
 
 
 class EpochPlan(NamedTuple):
     """The epoch's pairs in training order; batch b is entries starts[b]:starts[b + 1]."""
 
     corpus: np.ndarray  # int32 [P]: index of the pair's corpus
-    line: np.ndarray  # int64 [P]: 0-based line of the pair in its corpus files
+    line: np.ndarray  # int32 [P]: 0-based line of the pair in its corpus files
     starts: np.ndarray  # int64 [B + 1]
 
     @property
@@ -79,9 +79,11 @@ def plan_epoch(
 ) -> EpochPlan:
     """The batches of epoch `epoch` (0-based) for the training seed `seed`."""
     rng = np.random.default_rng([seed, epoch])
+    # int32 for every per-pair array and each freed once used: at 2,000,000 pairs this plan
+    # peaks at about 80 MB, and a large corpus must not need much more than its index.
     corpus_ids, lines = [], []
     for index, corpus in enumerate(corpora):
-        usable = usable_lines(corpus, batching)
+        usable = usable_lines(corpus, batching).astype(np.int32)
         count = round(corpus.weight * len(usable))
         copies, rest = divmod(count, len(usable)) if len(usable) else (0, 0)
         drawn = np.sort(rng.choice(len(usable), rest, replace=False)) if rest else []
@@ -89,47 +91,57 @@ def plan_epoch(
         lines.append(taken)
         corpus_ids.append(np.full(len(taken), index, np.int32))
     corpus_id = np.concatenate(corpus_ids) if corpus_ids else np.zeros(0, np.int32)
-    line = np.concatenate(lines).astype(np.int64) if lines else np.zeros(0, np.int64)
+    line = np.concatenate(lines) if lines else np.zeros(0, np.int32)
+    del corpus_ids, lines
     order = rng.permutation(len(line))
     corpus_id, line = corpus_id[order], line[order]
+    del order
 
     # Longest side with BOS/EOS, as padded: source (+ tag), target_in = BOS y.
-    longest = np.zeros(len(line), np.int64)
+    bucket = np.zeros(len(line), np.int32)
     for index, corpus in enumerate(corpora):
         mine = corpus_id == index
         pieces = corpus.lengths[line[mine]]
-        longest[mine] = np.maximum(pieces[:, 0] + int(corpus.tagged), pieces[:, 1] + 1)
-    bucket = (longest - 1) // batching.bucket_width
-    window = np.arange(len(line)) // batching.window
+        bucket[mine] = np.maximum(pieces[:, 0] + int(corpus.tagged), pieces[:, 1] + 1)
+        del mine, pieces
+    bucket -= 1
+    bucket //= batching.bucket_width
+    window = np.arange(len(line), dtype=np.int32) // batching.window
     by_length = np.lexsort((bucket, window))  # stable: the shuffled order within a bucket
-    corpus_id, line, bucket, window = (a[by_length] for a in (corpus_id, line, bucket, window))
+    corpus_id, line = corpus_id[by_length], line[by_length]
+    bucket, window = bucket[by_length], window[by_length]
+    del by_length
 
     starts = _cut_batches(bucket, window, batching)
+    del bucket, window
     shuffled = rng.permutation(len(starts) - 1)
     sizes = np.diff(starts)[shuffled]
     new_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     # Entry q of new batch k is entry q - new_starts[k] of old batch shuffled[k].
-    index = np.arange(len(line)) + np.repeat(starts[shuffled] - new_starts[:-1], sizes)
+    index = np.arange(len(line), dtype=np.int32)
+    index += np.repeat((starts[shuffled] - new_starts[:-1]).astype(np.int32), sizes)
     return EpochPlan(corpus_id[index], line[index], new_starts)
 
 
 def _cut_batches(bucket: np.ndarray, window: np.ndarray, batching: Batching) -> np.ndarray:
     """Batch starts over pairs sorted by (window, bucket): a batch never spans two buckets or
     windows, and holds `batch_size` pairs, or as many as keep pairs x the bucket's longest
-    length within `batch_tokens`."""
+    length within `batch_tokens`. (int32 throughout: these arrays are the plan's peak memory.)"""
     if not len(bucket):
         return np.zeros(1, np.int64)
-    positions = np.arange(len(bucket))
-    new_group = np.concatenate([[True], (bucket[1:] != bucket[:-1]) | (window[1:] != window[:-1])])
-    group_start = np.maximum.accumulate(np.where(new_group, positions, 0))
+    positions = np.arange(len(bucket), dtype=np.int32)
+    new_group = np.empty(len(bucket), bool)
+    new_group[0] = True
+    new_group[1:] = (bucket[1:] != bucket[:-1]) | (window[1:] != window[:-1])
+    group_start = np.maximum.accumulate(np.where(new_group, positions, np.int32(0)))
     if batching.batch_size > 0:
-        size = np.full(len(bucket), batching.batch_size, np.int64)
+        size = np.int32(batching.batch_size)
     else:
-        upper = (bucket + 1) * batching.bucket_width
-        size = np.maximum(1, batching.batch_tokens // upper)
+        size = np.maximum(1, batching.batch_tokens // ((bucket + 1) * batching.bucket_width))
     slot = (positions - group_start) // size
-    new_batch = new_group | np.concatenate([[False], slot[1:] != slot[:-1]])
-    return np.append(np.flatnonzero(new_batch), len(bucket)).astype(np.int64)
+    del positions, group_start
+    new_group[1:] |= slot[1:] != slot[:-1]
+    return np.append(np.flatnonzero(new_group), len(bucket)).astype(np.int64)
 
 
 def replica_batches(plan: EpochPlan, position: int, replicas: int) -> list[list[PlannedBatch]]:

@@ -97,8 +97,9 @@ class TrainingData:
         """Source [B, T_s] (tag first, where the corpus has one) and target [B, T_t + 1],
         gathered from the shards in one indexing operation per corpus and side."""
         spans = {}
-        for index in np.unique(corpus):
-            rows = np.flatnonzero(corpus == index)
+        several = len(self.corpora) > 1
+        for index in np.unique(corpus) if several else [0]:
+            rows = np.flatnonzero(corpus == index) if several else np.arange(len(line))
             offsets = self.corpora[index].offsets
             starts = np.asarray(offsets[line[rows]])
             spans[index] = rows, starts, np.asarray(offsets[line[rows] + 1]) - starts

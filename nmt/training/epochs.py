@@ -49,14 +49,25 @@ def epoch_batches(
 
 
 def replica_dataset(data: TrainingData, batches: list[PlannedBatch], epoch: int):
-    """The padded feature dicts of the given batches, made in a background thread ahead of
-    the train step."""
+    """The padded feature dicts of the given batches, made ahead of the train step.
 
-    def generate():
-        for batch in batches:  # the key seeds subword sampling: unique to the batch and epoch
-            yield data.features(batch.corpus, batch.line, (epoch << 40) + batch.start)._asdict()
+    Each batch is read by a NumPy function inside a `tf.data` map over batch numbers, in a
+    thread of tf.data's ahead of the step: 0.22 ms a batch of overhead against 0.36 ms for
+    `from_generator`. One call at a time: two side by side contend for the GIL and read an
+    epoch of Multi30k-size batches at 80-110,000 pairs/s instead of 130-140,000 (2-core CPU).
+    """
 
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=BATCH_SPEC)
+    def make(index):
+        batch = batches[int(index)]  # the key seeds subword sampling: unique to batch and epoch
+        features = data.features(batch.corpus, batch.line, (epoch << 40) + batch.start)
+        return features.source, features.target_in, features.target_out
+
+    def read(index):
+        arrays = tf.numpy_function(make, [index], [tf.int32] * 3, stateful=False)
+        return {name: tf.ensure_shape(a, [None, None]) for name, a in zip(BATCH_SPEC, arrays)}
+
+    dataset = tf.data.Dataset.range(len(batches))
+    dataset = dataset.map(read, num_parallel_calls=1)
     # Autotuning's thread sleeps up to 60 s between optimizations, and destroying an iterator
     # waits for that sleep to end: training idled 50-60 s at epoch ends. Nothing to tune here.
     options = tf.data.Options()
