@@ -12,7 +12,10 @@ stage is timed on its own, for each size:
 - order: Spearman's rank correlation of batch number with line number over the first 2,000
   batches, and each block's largest distance from its share over every 500 batches;
 - train: seconds from `nmt train` starting (a new process) to its first logged step, and its
-  peak RSS, with the prepared data in place;
+  peak RSS, with the prepared data in place; then the peak RSS of 100 steps of a tiny model
+  (embeddings and hidden 32), where the data path's memory is not hidden by how long the first
+  batch happens to be (one batch of 100-piece pairs costs the recipe model ~300 MB of
+  activations);
 - baseline: today's code before prepared data, the streaming text pipeline
   (nmt/data/pipeline.py `training_dataset`): one epoch's pairs/s, and the first batch of a
   resume at 50% through `Dataset.skip`, as the trainer did.
@@ -96,11 +99,15 @@ def _child_peak_rss(command: list[str], env: dict | None = None) -> tuple[float,
     return seconds, "\n".join(lines[:-1]), rss
 
 
-def _first_step_seconds(config: Path, run_dir: Path, overrides: list[str]) -> tuple[float, float]:
-    """`nmt train` from process start to its first logged step (log_every 1), and peak RSS."""
+def _train_seconds(
+    config: Path, run_dir: Path, overrides: list[str], steps: int = 1
+) -> tuple[float, float]:
+    """`nmt train` from process start to the end of step `steps` (from scratch), and its peak
+    RSS."""
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
     command = [sys.executable, "-m", "nmt", "train", "--config", str(config)]
     command += ["--run-dir", str(run_dir)]
-    for item in overrides + ["training.max_steps=1", "training.log_every=1"]:
+    for item in overrides + [f"training.max_steps={steps}", "training.log_every=1"]:
         command += ["--set", item]
     seconds, _, rss = _child_peak_rss(command)
     return seconds, rss
@@ -222,9 +229,13 @@ def run(args) -> dict:
         print(pairs, "workers", figures["worker_input_cpu_seconds"], flush=True)
         figures["order"] = order_figures(plan, pairs)
         print(pairs, "order", figures["order"], flush=True)
-        start, train_rss = _first_step_seconds(args.config, run_dir, overrides)
+        start, train_rss = _train_seconds(args.config, run_dir, overrides)
         figures["train"] = {"start_to_first_step_seconds": round(start, 1)}
         figures["train"]["peak_rss_mib"] = round(train_rss)
+        tiny = ["model.embedding_size=32", "model.hidden_size=32", "model.compute_dtype=float32"]
+        tiny.append(f"data.prepared_dir={run_dir / 'prepared'}")  # shared: prepared already
+        _, tiny_rss = _train_seconds(args.config, work / f"tiny-{pairs}", overrides + tiny, 100)
+        figures["train"]["tiny_model_100_steps_peak_rss_mib"] = round(tiny_rss)
         print(pairs, "train", figures["train"], flush=True)
         if pairs in args.baseline_at:
             figures["baseline"] = _baseline(config, tokenizer, source, target, pairs)
