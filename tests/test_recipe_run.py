@@ -147,6 +147,7 @@ def test_the_recipe_decodes_its_seeds_as_an_ensemble(toy_data, tmp_path):
     recipe.mkdir()
     for name in ("run.sh", "tokenizer.py", "results.py", "en-de.yaml"):
         shutil.copy(RUN_SH.parent / name, recipe / name)
+    shutil.copy(RUN_SH.parents[1] / "steps.sh", tmp_path / "steps.sh")  # run.sh's ../steps.sh
     (recipe / "data").mkdir()
     # An extra test set (test_2017_mscoco) is scored because its files are there; test_2017_flickr
     # and test_2018_flickr are not: no rows, and no scores left from an earlier run.

@@ -171,6 +171,7 @@ def test_the_recipe_runs_end_to_end_on_a_sample_of_the_local_form(toy_data, tmp_
     recipe.mkdir()
     for name in ("run.sh", "prepare.py", "results.py", "en-de.yaml"):
         shutil.copy(RECIPE / name, recipe / name)
+    shutil.copy(RECIPE.parent / "steps.sh", tmp_path / "steps.sh")  # run.sh's ../steps.sh
     dropped_lines = write_data_dir(tmp_path / "wmt14", toy_data)
     _stand_ins(tmp_path / "bin")
     env = dict(os.environ, PATH=f"{tmp_path / 'bin'}:{os.environ['PATH']}", RUN_DIR="run")
