@@ -128,6 +128,23 @@ class CorpusConfig:
 
 
 @dataclass(frozen=True)
+class ValidationSetConfig:
+    """One validation set of `data.valid`: two parallel files and the name its scores get."""
+
+    source: str = _field("", FREE, path=True)
+    target: str = _field("", FREE, path=True)
+    name: str = _field("", FREE)  # in logs and TensorBoard (default: the source file's name)
+
+    def check(self, key: str) -> None:
+        _require(bool(self.source), f"{key}.source", self.source, "a file")
+        _require(bool(self.target), f"{key}.target", self.target, "a file")
+
+    @property
+    def label(self) -> str:
+        return self.name or CorpusConfig(self.source, self.target).label
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Parallel text files (plain or .gz, one sentence per line) and how they are batched."""
 
@@ -141,6 +158,9 @@ class DataConfig:
     prepared_dir: str = _field("", FREE, path=True)
     valid_source: str = _field("", FREE, path=True)
     valid_target: str = _field("", FREE, path=True)
+    # Several validation sets instead: a list of {source, target, name}. Each is scored at every
+    # validation; the first decides best/ and early stopping.
+    valid: tuple[ValidationSetConfig, ...] = _field((), FREE)
     max_source_length: int = _field(100, DATA_ORDER)  # pieces; longer training pairs are skipped
     max_target_length: int = _field(100, DATA_ORDER)
     batch_size: int = _field(64, DATA_ORDER)  # sentences per batch; 0 means batch by `batch_tokens`
@@ -170,6 +190,21 @@ class DataConfig:
             "data.train",
             "[...]",
             "left out when data.train_source/train_target are set (use one form)",
+        )
+        for index, valid in enumerate(self.valid):
+            valid.check(f"data.valid[{index}]")
+        _require(
+            not (self.valid and (self.valid_source or self.valid_target)),
+            "data.valid",
+            "[...]",
+            "left out when data.valid_source/valid_target are set (use one form)",
+        )
+        names = [valid.label for valid in self.validation_sets]
+        _require(
+            len(set(names)) == len(names),
+            "data.valid",
+            names,
+            "a list whose sets have different names (set `name` on each)",
         )
         labels = [corpus.label for corpus in self.corpora]
         for label in labels:
@@ -206,6 +241,15 @@ class DataConfig:
             return self.train
         if self.train_source or self.train_target:
             return (CorpusConfig(self.train_source, self.train_target),)
+        return ()
+
+    @property
+    def validation_sets(self) -> tuple[ValidationSetConfig, ...]:
+        """The validation sets, whichever form the config used; the first picks best/."""
+        if self.valid:
+            return self.valid
+        if self.valid_source:
+            return (ValidationSetConfig(self.valid_source, self.valid_target),)
         return ()
 
     @property

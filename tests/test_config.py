@@ -37,6 +37,29 @@ def test_unknown_section_is_rejected():
         ({"model": {"token_dropout": 1.0}}, r"model.token_dropout must be in \[0, 1\), got 1.0"),
         ({"model": {"token_dropout_start": -1}}, "model.token_dropout_start must be >= 0, got -1"),
         ({"decoding": {"beam_size": 2, "n_best": 3}}, "decoding.n_best must be between 1 and"),
+        ({"data": {"train": [{"source": "a", "target": "b", "weight": 0}]}}, r"train\[0\].weight"),
+        ({"data": {"train": [{"source": "a", "target": "b", "tag": "<a b>"}]}}, "one token"),
+        (
+            {
+                "data": {
+                    "train": [
+                        {"source": "x/a.en", "target": "b"},
+                        {"source": "y/a.fr", "target": "c"},
+                    ]
+                }
+            },
+            "different names",
+        ),
+        (
+            {
+                "data": {
+                    "valid_source": "v",
+                    "valid_target": "w",
+                    "valid": [{"source": "a", "target": "b"}],
+                }
+            },
+            "data.valid must be left out",
+        ),
         # XLA fails deep inside TensorFlow on the LSTM loops: refused up front instead.
         ({"training": {"jit_compile": True}}, "training.jit_compile must be false: XLA cannot"),
         # Each worker would fit its own schedule from its own clock.

@@ -187,6 +187,30 @@ def test_validation_loss_and_bleu_use_the_same_sentences_and_warn_once(toy_data,
     assert "truncated" not in capsys.readouterr().err
 
 
+def test_every_validation_set_is_scored_and_the_first_picks_best(toy_data, tmp_path):
+    folder = toy_data["train.en"].parent
+    sets = (
+        f"data.valid=[{{source: {folder}/valid.en, target: {folder}/valid.de}},"
+        f" {{source: {folder}/test.en, target: {folder}/test.de, name: held-out}}]"
+    )
+    overrides = ["data.valid_source=", "data.valid_target=", sets]
+    config = load_config(write_config(tmp_path, toy_data, steps=10), overrides)
+    lines: list[str] = []
+    trainer.train(config, tmp_path / "run", log=lines.append)
+
+    def scores(prefix):
+        found = [
+            re.search(r"loss ([\d.]+), BLEU ([\d.]+)", x) for x in lines if x.startswith(prefix)
+        ]
+        return [(float(m.group(1)), float(m.group(2))) for m in found]
+
+    first, second = scores("validation at step"), scores("validation of held-out at step")
+    assert len(first) == len(second) == 2, lines  # steps 5 and 10
+    assert [loss for loss, _ in first] != [loss for loss, _ in second]  # other sentences
+    best = progress_of(str(tmp_path / "run" / "checkpoints" / "ckpt-10"))["best_bleu"]
+    assert best == pytest.approx(max(bleu for _, bleu in first), abs=0.005)
+
+
 def test_train_log_is_timestamped_and_starts_with_devices_and_precision(toy_data, tmp_path):
     path = write_config(tmp_path, toy_data, steps=5)
     trainer.train(load_config(path, ["model.compute_dtype=bfloat16"]), tmp_path / "run", log=print)

@@ -73,9 +73,9 @@ def _check_data(config: Config) -> None:
             "the config names no training data: set data.train_source and data.train_target, "
             "or data.train"
         )
-    if d.valid_source and d.valid_target:
-        check_parallel(d.valid_source, d.valid_target)
-        for path in (d.valid_source, d.valid_target):
+    for files in d.validation_sets:
+        check_parallel(files.source, files.target)
+        for path in (files.source, files.target):
             for _ in read_lines(path):  # invalid UTF-8
                 pass
 
@@ -349,7 +349,7 @@ def _make_hooks(config, run_dir, training, tokenizer, checkpoint, worker, log) -
         worker,
     )
     validator = None
-    if config.data.valid_source and config.data.valid_target:
+    if config.data.validation_sets:
         best = tf.train.CheckpointManager(
             tf.train.Checkpoint(model=training.model), str(own_dir / run_directory.BEST), 1
         )

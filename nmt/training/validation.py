@@ -11,7 +11,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from nmt.config import Config
+from nmt.config import Config, ValidationSetConfig
 from nmt.data.text import read_parallel
 from nmt.data.tokenizer import Tokenizer
 from nmt.decoding.translator import Translator
@@ -34,11 +34,15 @@ class Validation(NamedTuple):
     bleu: float  # cased sacreBLEU of the search's outputs
 
 
-def validation_set(config: Config, tokenizer: Tokenizer) -> ValidationSet:
-    """The pairs the training pipeline would keep (within the length limits, both sides
-    non-empty), cut to `training.valid_max_sentences`, so loss and BLEU see the same ones."""
+def validation_set(
+    config: Config, tokenizer: Tokenizer, files: ValidationSetConfig | None = None
+) -> ValidationSet:
+    """The pairs of a validation set (default: the first) that the training pipeline would keep
+    (within the length limits, both sides non-empty), cut to `training.valid_max_sentences`, so
+    loss and BLEU see the same ones."""
     d = config.data
-    pairs = list(read_parallel(d.valid_source, d.valid_target))
+    files = files or d.validation_sets[0]
+    pairs = list(read_parallel(files.source, files.target))
     source_ids = tokenizer.encode_source([source for source, _ in pairs])
     target_ids = tokenizer.encode_target([target for _, target in pairs])
     kept = [
@@ -100,16 +104,18 @@ class Validator:
             model, tokenizer, config.decoding, config.data.max_source_length
         )
         self.eval_step = make_eval_step(model)
-        self.pairs = validation_set(config, tokenizer)
+        self.sets = [
+            (files, validation_set(config, tokenizer, files))
+            for files in config.data.validation_sets
+        ]
 
-    def validate(self) -> Validation:
+    def validate(self, files: ValidationSetConfig, pairs: ValidationSet) -> Validation:
         """Validation loss per target token and cased sacreBLEU of search outputs."""
-        d = self.config.data
         dataset = batches(
-            d,
+            self.config.data,
             self.tokenizer,
-            d.valid_source,
-            d.valid_target,
+            files.source,
+            files.target,
             shuffle=False,
             max_pairs=self.config.training.valid_max_sentences,
         )
@@ -118,28 +124,36 @@ class Validator:
             batch_loss, batch_tokens = self.eval_step(batch)
             loss_sum, tokens = loss_sum + float(batch_loss), tokens + float(batch_tokens)
         hypotheses = self.translator.translate(
-            self.pairs.sources, beam_size=self.config.training.valid_beam_size
+            pairs.sources, beam_size=self.config.training.valid_beam_size
         )
-        return Validation(
-            loss_sum / max(tokens, 1.0), corpus_bleu(hypotheses, self.pairs.references)
-        )
+        return Validation(loss_sum / max(tokens, 1.0), corpus_bleu(hypotheses, pairs.references))
 
     def __call__(self, step: int, run_dir: Path, is_chief: bool) -> None:
         """Validates at `step`, updating best/, best.json and the early-stopping counter."""
         started = time.monotonic()
-        if self.pairs.left_out:
-            self.log(
-                f"nmt: warning: {self.pairs.left_out} validation pairs are over "
-                "data.max_source_length / data.max_target_length or have an empty side; "
-                f"validating on the other {len(self.pairs.sources)}"
-            )
+        for index, (files, pairs) in enumerate(self.sets):
+            if pairs.left_out:
+                where = f" of {files.label}" if index else ""
+                self.log(
+                    f"nmt: warning: {pairs.left_out} validation pairs{where} are over "
+                    "data.max_source_length / data.max_target_length or have an empty side; "
+                    f"validating on the other {len(pairs.sources)}"
+                )
         with averaged_weights(self.model, self.optimizer):
-            result = self.validate()
+            results = [self.validate(files, pairs) for files, pairs in self.sets]
+            result = results[0]  # the first set decides best/ and early stopping
             improved = result.bleu > float(self.progress.best_bleu)
             if improved:
                 path = self.save_best(step)
         tf.summary.scalar("valid/loss", result.loss, step=step)
         tf.summary.scalar("valid/bleu", result.bleu, step=step)
+        for (files, _), other in zip(self.sets[1:], results[1:]):
+            tf.summary.scalar(f"valid/{files.label}/loss", other.loss, step=step)
+            tf.summary.scalar(f"valid/{files.label}/bleu", other.bleu, step=step)
+            self.log(
+                f"validation of {files.label} at step {step}: loss {other.loss:.3f}, "
+                f"BLEU {other.bleu:.2f}"
+            )
         p = self.progress
         if improved:
             p.best_bleu.assign(result.bleu)
