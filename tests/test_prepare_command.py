@@ -32,10 +32,10 @@ def _config(tmp_path, toy_data, tokenizer="", data_extra="", name="c.yaml") -> P
     return path
 
 
-def _data_order(config: Path, run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+def _data_order(config: Path, run_dir: Path | None, *args: str) -> subprocess.CompletedProcess:
+    where = ["--run-dir", str(run_dir)] if run_dir else []
     return subprocess.run(
-        [sys.executable, str(DATA_ORDER), "--config", str(config), "--run-dir", str(run_dir)]
-        + list(args),
+        [sys.executable, str(DATA_ORDER), "--config", str(config), *where, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -64,6 +64,8 @@ def test_prepare_reports_each_corpus_and_data_order_lists_the_batches(toy_data, 
     assert real == list(range(2500)) and synthetic == sorted(list(range(100)) * 2)
     first = _data_order(config, tmp_path / "run", "--epoch", "2", "--batches", "3")
     assert len(first.stdout.splitlines()) == 3
+    # Without a run directory: the tokenizer trained and the data prepared in a scratch folder.
+    assert _data_order(config, None, "--epoch", "2", "--batches", "3").stdout == first.stdout
     assert first.stdout != listed.stdout[: len(first.stdout)]  # another order every epoch
 
 

@@ -6,14 +6,18 @@ must check their data order, and for the tests.
 
     python tools/data_order.py --config C.yaml --run-dir RUN --epoch 1 --batches 5
 
-The run directory gives the tokenizer and, unless data.prepared_dir names another folder, the
-prepared corpora; what is missing or out of date is prepared first (messages on stderr).
+Epochs count from 1, as training's log lines do. The run directory gives the tokenizer and,
+unless data.prepared_dir names another folder, the prepared corpora; what is missing or out of
+date is prepared first (messages on stderr). Without --run-dir, the tokenizer is
+tokenizer.model or one trained as `nmt train` would, and the corpora are prepared in
+data.prepared_dir or a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -23,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--run-dir",
         type=Path,
-        required=True,
-        help="the run directory (its tokenizer; prepared data unless data.prepared_dir is set)",
+        help="the run directory (its tokenizer; prepared data unless data.prepared_dir is set); "
+        "default: a temporary one",
     )
     parser.add_argument("--epoch", type=int, default=1, help="1-based epoch (default 1)")
     parser.add_argument("--batches", type=int, default=10, help="batches to print (default 10)")
@@ -43,23 +47,30 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    try:
-        config = load_config(args.config, args.set)
-        tokenizer = prepare_tokenizer(config, args.run_dir / "tokenizer", log)
-        data = load_training_data(config, tokenizer, prepared_folder(config, args.run_dir), log)
-    except NmtError as error:
-        print(f"data_order: error: {error}", file=sys.stderr)
-        return 1
-    plan = data.plan(args.epoch - 1)
+    with tempfile.TemporaryDirectory(prefix="data-order-") as scratch:
+        run_dir = args.run_dir or Path(scratch)
+        try:
+            config = load_config(args.config, args.set)
+            tokenizer = prepare_tokenizer(config, run_dir / "tokenizer", log)
+            data = load_training_data(config, tokenizer, prepared_folder(config, run_dir), log)
+        except NmtError as error:
+            print(f"data_order: error: {error}", file=sys.stderr)
+            return 1
+        _print_batches(data, args.epoch - 1, args.batches)
+    return 0
+
+
+def _print_batches(data, epoch: int, count: int) -> None:
+    """The first `count` batches of 0-based `epoch`, one line each."""
+    plan = data.plan(epoch)
     names = [prepared.corpus.label for prepared in data.corpora]
-    for index in range(min(args.batches, plan.batches)):
+    for index in range(min(count, plan.batches)):
         batch = plan.batch(index)
         if data.several:
             words = [f"{names[c]}:{n}" for c, n in zip(batch.corpus, batch.line)]
         else:
             words = [str(n) for n in batch.line]
         print(" ".join(words))
-    return 0
 
 
 if __name__ == "__main__":
