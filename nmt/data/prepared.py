@@ -87,7 +87,7 @@ class _Stale(Exception):
     """The shards were made from other inputs: prepare again."""
 
 
-def file_record(path: Path, sha256: str | None = None) -> dict:
+def file_record(path: Path) -> dict:
     """Size, modification time and SHA-256 of an input file."""
     if not path.is_file():
         raise NmtError(f"{path}: no such file")
@@ -96,7 +96,7 @@ def file_record(path: Path, sha256: str | None = None) -> dict:
         "path": str(path),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
-        "sha256": sha256 or _sha256(path),
+        "sha256": _sha256(path),
     }
 
 

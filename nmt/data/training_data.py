@@ -97,7 +97,7 @@ class TrainingData:
         """Source [B, T_s] (tag first, where the corpus has one) and target [B, T_t + 1],
         gathered from the shards in one indexing operation per corpus and side."""
         spans = {}
-        several = len(self.corpora) > 1
+        several = self.several
         for index in np.unique(corpus) if several else [0]:
             rows = np.flatnonzero(corpus == index) if several else np.arange(len(line))
             offsets = self.corpora[index].offsets
